@@ -1,0 +1,52 @@
+# Every workflow step and every README command is one of these targets.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+VENV ?= .venv
+BIN := $(VENV)/bin
+PY := $(BIN)/python
+export PATH := $(CURDIR)/$(BIN):$(PATH)
+# Offline-friendly and quiet MLflow defaults for local runs.
+export MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR ?= false
+export OMP_NUM_THREADS ?= 1
+
+.PHONY: help setup run pipeline register where test test-fast lint typecheck bench-pipeline clean
+
+help: ## Show the targets
+	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-16s %s\n", $$1, $$2}'
+
+$(BIN)/modelops: requirements.lock pyproject.toml
+	@command -v uv >/dev/null || python3 -m pip install -q "uv>=0.5"
+	uv venv -q --allow-existing $(VENV) --python 3.11
+	uv pip install -q --compile-bytecode --python $(PY) -r requirements.lock
+	uv pip install -q --compile-bytecode --python $(PY) --no-deps -e .
+	@touch $@
+
+setup: $(BIN)/modelops ## Create .venv from the lock file (uv, compiled bytecode)
+
+run: setup pipeline register where ## Set up, run the DVC pipeline, register the challenger, say where to look
+
+pipeline: setup ## dvc repro: validate -> split -> train -> evaluate -> gate
+	dvc repro
+
+register: setup ## Register the gated model in MLflow with alias `challenger`
+	modelops register
+
+where: setup ## Print where metrics, plots and the MLflow UI are
+	modelops where
+
+test: setup ## Run the whole test suite (what .ci/run calls)
+	pytest
+
+test-fast: setup ## Unit tests only
+	pytest tests/unit
+
+lint: setup ## ruff + mypy
+	ruff check src tests data
+	ruff format --check src tests data
+	mypy
+
+bench-pipeline: setup ## Cold/no-op dvc repro and 1M-row training time + memory -> bench/results/pipeline.json
+	python -m modelops.bench.pipeline --out bench/results/pipeline.json
+
+clean: ## Remove pipeline outputs and the local MLflow store (keeps .venv and the DVC cache)
+	rm -rf data/split models reports mlflow.db mlartifacts

@@ -1,0 +1,244 @@
+"""The `modelops` command: every DVC stage and workflow step is one of these commands."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from modelops.config import Params, load_params
+from modelops.errors import ModelopsError, Refused
+
+app = typer.Typer(
+    add_completion=False,
+    no_args_is_help=True,
+    help="DVC stages, MLflow registry and deploy commands for this template.",
+)
+
+ParamsOption = Annotated[Path, typer.Option("--params", help="params.yaml to read")]
+DEFAULT_PARAMS = Path("params.yaml")
+
+
+def _params(path: Path) -> Params:
+    return load_params(path)
+
+
+@app.callback()
+def _main() -> None:
+    """Quiet MLflow's progress bars; they drown the stage output in logs."""
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+
+
+@app.command("validate-data")
+def validate_data(
+    data: Annotated[Path, typer.Option(help="raw CSV to check")],
+    report: Annotated[Path, typer.Option(help="JSON report to write")],
+    params: ParamsOption = DEFAULT_PARAMS,
+) -> None:
+    """Check schema, labels, missing values, ranges, duplicates, size and class balance."""
+    from modelops.data import read_raw
+    from modelops.validation import validate_frame
+
+    p = _params(params)
+    frame = read_raw(data)
+    result = validate_frame(frame, p.data, p.validate_)
+    report.parent.mkdir(parents=True, exist_ok=True)
+    report.write_text(json.dumps(result.to_dict(), indent=2) + "\n")
+    if not result.passed:
+        raise Refused(
+            f"{data}: data validation failed ({len(result.failures)} problem(s)):\n  "
+            + "\n  ".join(c.message for c in result.failures)
+            + f"\nFull report: {report}"
+        )
+    typer.echo(f"{data}: {result.rows} rows passed {len(result.checks)} checks -> {report}")
+
+
+@app.command()
+def split(
+    data: Annotated[Path, typer.Option(help="validated raw CSV")],
+    out_dir: Annotated[Path, typer.Option(help="folder for train.parquet and test.parquet")],
+    params: ParamsOption = DEFAULT_PARAMS,
+) -> None:
+    """Stratified, seeded train/test split."""
+    from modelops.data import read_raw, write_split
+    from modelops.data import split as split_frame
+
+    p = _params(params)
+    train, test = split_frame(read_raw(data), p.data, p.split)
+    write_split(train, test, out_dir)
+    typer.echo(f"split {len(train) + len(test)} rows -> train {len(train)}, test {len(test)}")
+
+
+@app.command()
+def train(
+    train_data: Annotated[Path, typer.Option("--train", help="train.parquet from split")],
+    data: Annotated[Path, typer.Option(help="raw data file (its hash is logged)")],
+    model_dir: Annotated[Path, typer.Option(help="where to save the MLflow model folder")],
+    run_file: Annotated[Path, typer.Option(help="JSON with the MLflow run id, for later stages")],
+    params: ParamsOption = DEFAULT_PARAMS,
+) -> None:
+    """Fit the pipeline chosen in params and log an MLflow run with the model."""
+    from modelops.tracking import TrackingSettings
+    from modelops.train import train_and_log
+
+    p = _params(params)
+    result = train_and_log(p, train_data, data, model_dir, run_file, TrackingSettings())
+    typer.echo(
+        f"trained {p.train.model} on {result.train_rows} rows in {result.fit_seconds}s; "
+        f"MLflow run {result.run_id}"
+    )
+
+
+@app.command()
+def evaluate(
+    model_dir: Annotated[Path, typer.Option(help="MLflow model folder from train")],
+    test: Annotated[Path, typer.Option(help="test.parquet from split")],
+    run_file: Annotated[Path, typer.Option(help="run.json from train")],
+    metrics: Annotated[Path, typer.Option(help="metrics JSON to write")],
+    plots_dir: Annotated[Path, typer.Option(help="folder for curve tables and PNGs")],
+    predictions: Annotated[Path, typer.Option(help="test-set scores (parquet) for the gate")],
+    params: ParamsOption = DEFAULT_PARAMS,
+) -> None:
+    """Test-set metrics with AUC interval and per-segment AUC; ROC/PR/calibration plots."""
+    from modelops.evaluate import run_evaluate
+    from modelops.tracking import TrackingSettings, log_to_run
+    from modelops.train import read_run
+
+    p = _params(params)
+    result = run_evaluate(p, model_dir, test, metrics, plots_dir, predictions)
+    scalars = {f"test_{k}": v for k, v in result.items() if isinstance(v, float)}
+    log_to_run(
+        TrackingSettings(),
+        read_run(run_file).run_id,
+        scalars,
+        [metrics, *sorted(plots_dir.glob("*.png"))],
+    )
+    typer.echo(
+        f"test ROC AUC {result['roc_auc']:.4f} "
+        f"[{result['roc_auc_ci_low']:.4f}, {result['roc_auc_ci_high']:.4f}], "
+        f"PR AUC {result['pr_auc']:.4f} -> {metrics}"
+    )
+
+
+@app.command()
+def gate(
+    predictions: Annotated[Path, typer.Option(help="test-set scores from evaluate")],
+    test: Annotated[Path, typer.Option(help="test.parquet (the champion is scored on it)")],
+    run_file: Annotated[Path, typer.Option(help="run.json from train")],
+    report: Annotated[Path, typer.Option(help="gate report JSON to write")],
+    summary: Annotated[Path, typer.Option(help="gate report markdown to write")],
+    params: ParamsOption = DEFAULT_PARAMS,
+) -> None:
+    """Pass or fail the challenger: AUC floor and no significant drop against the champion."""
+    import pandas as pd
+
+    from modelops.data import coerce_features, read_split
+    from modelops.gate import champion_scores, decide, write_report
+    from modelops.tracking import TrackingSettings, connect
+    from modelops.train import read_run
+
+    p = _params(params)
+    scored = pd.read_parquet(predictions)
+    connect(TrackingSettings())
+    features = coerce_features(read_split(test), p.data)
+    champion, version, note = champion_scores(p.register_.model_name, features, p.data.features)
+    run_id = read_run(run_file).run_id
+    result = decide(
+        scored["label"].to_numpy(),
+        scored["score"].to_numpy(),
+        champion,
+        version,
+        run_id,
+        p.gate,
+        note,
+    )
+    write_report(result, report, summary)
+    typer.echo(result.to_markdown())
+    if not result.passed:
+        raise Refused(
+            f"gate failed: {'; '.join(result.reasons)}. Nothing was registered; "
+            f"improve the model or data and rerun `dvc repro`. Report: {report}"
+        )
+
+
+@app.command()
+def register(
+    run_file: Annotated[Path, typer.Option(help="run.json from train")] = Path("models/run.json"),
+    gate_report: Annotated[Path, typer.Option(help="gate report JSON")] = Path("reports/gate.json"),
+    params: ParamsOption = DEFAULT_PARAMS,
+) -> None:
+    """Register the gated model as a new version with alias `challenger` (idempotent)."""
+    from modelops.gate import read_report
+    from modelops.registry import CHALLENGER, register_version
+    from modelops.tracking import TrackingSettings, connect, run_exists
+    from modelops.train import read_run
+
+    p = _params(params)
+    run = read_run(run_file)
+
+    verdict = read_report(gate_report)
+    if verdict.get("challenger_run_id") != run.run_id:
+        raise Refused(
+            f"{gate_report} judged run {verdict.get('challenger_run_id')}, but "
+            f"{run_file} holds run {run.run_id}; rerun `dvc repro` so they match"
+        )
+    if not verdict.get("passed"):
+        raise Refused(
+            f"{gate_report}: the gate did not pass ({'; '.join(verdict['reasons'])}); "
+            "refusing to register"
+        )
+    connect(TrackingSettings())
+    if not run_exists(run.run_id):
+        raise Refused(
+            f"MLflow run {run.run_id} is not in {TrackingSettings().tracking_uri} "
+            "(outputs restored from the DVC cache of another store?); run "
+            "`dvc repro --force train` to log a fresh run here"
+        )
+    tags = {
+        "run_id": run.run_id,
+        "git_commit": run.git_commit,
+        "data_md5": run.data_md5,
+        "gate": "passed",
+        "gate_auc": f"{verdict['challenger_auc']:.4f}",
+    }
+    ref, created = register_version(
+        p.register_.model_name, run.model_uri, run.run_id, tags, [CHALLENGER]
+    )
+    state = "registered" if created else "already registered (nothing new)"
+    typer.echo(f"{ref.name} version {ref.version} {state}; alias '{CHALLENGER}' -> {ref.version}")
+
+
+@app.command()
+def where(params: ParamsOption = DEFAULT_PARAMS) -> None:
+    """Print where the results of the last pipeline run are."""
+    from modelops.tracking import TrackingSettings
+
+    settings = TrackingSettings()
+    typer.echo(
+        "\n".join(
+            [
+                f"MLflow UI:  mlflow ui --backend-store-uri {settings.tracking_uri}  (http://127.0.0.1:5000)",
+                "Metrics:    reports/metrics.json   (dvc metrics show)",
+                "Gate:       reports/gate.md",
+                "Plots:      reports/plots/{roc,precision_recall,calibration}.png (dvc plots show)",
+                "Model:      models/model (MLflow model folder), run id in models/run.json",
+            ]
+        )
+    )
+
+
+def main() -> None:
+    """Entry point: turn refusals and known data/registry errors into one clear line."""
+    try:
+        app(standalone_mode=False)
+    except (ModelopsError, FileNotFoundError) as error:
+        typer.secho(f"error: {error}", err=True, fg=typer.colors.RED)
+        sys.exit(1)
+    except typer.Exit as done:
+        sys.exit(done.exit_code)
+    except (typer.Abort, KeyboardInterrupt):
+        sys.exit(130)

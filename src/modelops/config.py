@@ -1,0 +1,121 @@
+"""Typed view of params.yaml: the ML knobs, read once and passed down explicitly."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from modelops.errors import ParamsError
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class DataParams(_Section):
+    path: str
+    target: str
+    positive_class: str
+    numeric_features: list[str] = Field(default_factory=list)
+    categorical_features: list[str] = Field(default_factory=list)
+    segment_column: str | None = None
+
+    @property
+    def features(self) -> list[str]:
+        """All predictors, numeric first, in the order the model sees them."""
+        return [*self.numeric_features, *self.categorical_features]
+
+    @model_validator(mode="after")
+    def _check_columns(self) -> DataParams:
+        if not self.features:
+            raise ValueError("data: list at least one of numeric_features / categorical_features")
+        overlap = set(self.numeric_features) & set(self.categorical_features)
+        if overlap:
+            raise ValueError(f"data: columns listed as numeric and categorical: {sorted(overlap)}")
+        if self.target in self.features:
+            raise ValueError(f"data: target {self.target!r} is also listed as a feature")
+        return self
+
+
+class ValidateParams(_Section):
+    min_rows: int = 100
+    max_missing_rate: float = 0.2
+    max_duplicate_rate: float = 0.05
+    min_minority_rate: float = 0.01
+    ranges: dict[str, tuple[float, float]] = Field(default_factory=dict)
+
+
+class SplitParams(_Section):
+    test_size: float = Field(0.25, gt=0, lt=1)
+    seed: int = 42
+
+
+class HistGradientBoostingParams(_Section):
+    learning_rate: float = 0.1
+    max_iter: int = 100
+    max_leaf_nodes: int = 31
+    min_samples_leaf: int = 20
+    l2_regularization: float = 0.0
+
+
+class LogisticRegressionParams(_Section):
+    C: float = 1.0
+    max_iter: int = 1000
+
+
+class TrainParams(_Section):
+    model: Literal["hist_gradient_boosting", "logistic_regression"] = "hist_gradient_boosting"
+    seed: int = 42
+    reference_bins: int = Field(10, ge=2, le=100)
+    hist_gradient_boosting: HistGradientBoostingParams = HistGradientBoostingParams()
+    logistic_regression: LogisticRegressionParams = LogisticRegressionParams()
+
+
+class EvaluateParams(_Section):
+    bootstrap_rounds: int = Field(1000, ge=10)
+    confidence_level: float = Field(0.95, gt=0, lt=1)
+    seed: int = 7
+
+
+class GateParams(_Section):
+    min_auc: float = Field(0.7, ge=0, le=1)
+    max_auc_drop: float = Field(0.01, ge=0, le=1)
+    alpha: float = Field(0.05, gt=0, lt=1)
+
+
+class RegisterParams(_Section):
+    model_name: str = "model"
+
+
+class ServeParams(_Section):
+    decision_threshold: float = Field(0.5, ge=0, le=1)
+
+
+class Params(BaseModel):
+    """The whole of params.yaml. Unknown top-level sections are kept for later issues."""
+
+    model_config = ConfigDict(extra="allow", populate_by_name=True)
+
+    data: DataParams
+    validate_: ValidateParams = Field(ValidateParams(), alias="validate")
+    split: SplitParams = SplitParams()
+    train: TrainParams = TrainParams()
+    evaluate: EvaluateParams = EvaluateParams()
+    gate: GateParams = GateParams()
+    register_: RegisterParams = Field(RegisterParams(), alias="register")
+    serve: ServeParams = ServeParams()
+
+
+def load_params(path: str | Path = "params.yaml") -> Params:
+    """Read and validate params.yaml; errors name the file and the offending key."""
+    path = Path(path)
+    if not path.is_file():
+        raise ParamsError(f"{path}: not found; run from the repository root or pass --params")
+    raw = yaml.safe_load(path.read_text()) or {}
+    try:
+        return Params.model_validate(raw)
+    except ValueError as error:
+        raise ParamsError(f"{path}: {error}") from error

@@ -1,0 +1,87 @@
+"""Statistics for model comparison: DeLong's paired AUC test and bootstrap intervals."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from scipy import stats
+from sklearn.metrics import roc_auc_score
+
+
+def _midranks(values: np.ndarray) -> np.ndarray:
+    """1-based ranks with ties given their average rank."""
+    return stats.rankdata(values, method="average")
+
+
+def _structural_components(
+    y: np.ndarray, scores: np.ndarray
+) -> tuple[float, np.ndarray, np.ndarray]:
+    """AUC and DeLong's placement values V10 (per positive) and V01 (per negative)."""
+    positives, negatives = scores[y == 1], scores[y == 0]
+    m, n = len(positives), len(negatives)
+    rank_all = _midranks(np.concatenate([positives, negatives]))
+    rank_pos, rank_neg = _midranks(positives), _midranks(negatives)
+    v10 = (rank_all[:m] - rank_pos) / n
+    v01 = 1.0 - (rank_all[m:] - rank_neg) / m
+    auc = float(v10.mean())
+    return auc, v10, v01
+
+
+@dataclass(frozen=True)
+class DelongResult:
+    auc_a: float
+    auc_b: float
+    difference: float  # auc_a - auc_b
+    std_error: float
+    ci_low: float
+    ci_high: float
+    p_value: float  # two-sided, H0: equal AUCs
+
+
+def delong_test(
+    y: np.ndarray, scores_a: np.ndarray, scores_b: np.ndarray, confidence_level: float = 0.95
+) -> DelongResult:
+    """Paired DeLong test (DeLong et al., 1988) of two models scored on the same cases."""
+    y = np.asarray(y).astype(int)
+    if len(np.unique(y)) != 2:
+        raise ValueError("DeLong test needs both classes in the labels")
+    auc_a, v10_a, v01_a = _structural_components(y, np.asarray(scores_a, dtype=float))
+    auc_b, v10_b, v01_b = _structural_components(y, np.asarray(scores_b, dtype=float))
+    s10 = np.cov(np.vstack([v10_a, v10_b]))
+    s01 = np.cov(np.vstack([v01_a, v01_b]))
+    m, n = len(v10_a), len(v01_a)
+    covariance = s10 / m + s01 / n
+    variance = covariance[0, 0] + covariance[1, 1] - 2 * covariance[0, 1]
+    difference = auc_a - auc_b
+    std_error = float(np.sqrt(max(variance, 0.0)))
+    z_crit = stats.norm.ppf(0.5 + confidence_level / 2)
+    if std_error == 0.0:
+        p_value = 1.0 if difference == 0 else 0.0
+    else:
+        p_value = float(2 * stats.norm.sf(abs(difference) / std_error))
+    return DelongResult(
+        auc_a,
+        auc_b,
+        difference,
+        std_error,
+        float(difference - z_crit * std_error),
+        float(difference + z_crit * std_error),
+        p_value,
+    )
+
+
+def bootstrap_auc_interval(
+    y: np.ndarray, scores: np.ndarray, rounds: int, confidence_level: float, seed: int
+) -> tuple[float, float]:
+    """Percentile bootstrap interval of ROC AUC, resampling cases with replacement."""
+    rng = np.random.default_rng(seed)
+    y, scores = np.asarray(y), np.asarray(scores)
+    aucs = []
+    for _ in range(rounds):
+        idx = rng.integers(0, len(y), len(y))
+        if y[idx].min() != y[idx].max():
+            aucs.append(roc_auc_score(y[idx], scores[idx]))
+    tail = (1 - confidence_level) / 2 * 100
+    low, high = np.percentile(aucs, [tail, 100 - tail])
+    return float(low), float(high)
