@@ -1,0 +1,1 @@
+"""Rerunnable benchmarks; each writes a JSON file under bench/results/."""
