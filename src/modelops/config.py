@@ -94,6 +94,24 @@ class ServeParams(_Section):
     decision_threshold: float = Field(0.5, ge=0, le=1)
 
 
+class DriftParams(_Section):
+    """Thresholds of `modelops drift` (the Prometheus alert rules use the same PSI levels)."""
+
+    psi_warning: float = Field(0.1, gt=0)
+    psi_alert: float = Field(0.25, gt=0)
+    alpha: float = Field(0.05, gt=0, lt=1)
+    correction: Literal["bonferroni", "none"] = "bonferroni"
+    min_rows: int = Field(200, ge=1)
+    epsilon: float = Field(1e-4, gt=0, lt=0.01)
+    score: bool = True
+
+    @model_validator(mode="after")
+    def _check_levels(self) -> DriftParams:
+        if self.psi_warning > self.psi_alert:
+            raise ValueError("drift: psi_warning must not exceed psi_alert")
+        return self
+
+
 class Params(BaseModel):
     """The whole of params.yaml. Unknown top-level sections are kept for later issues."""
 
@@ -107,6 +125,7 @@ class Params(BaseModel):
     gate: GateParams = GateParams()
     register_: RegisterParams = Field(RegisterParams(), alias="register")
     serve: ServeParams = ServeParams()
+    drift: DriftParams = DriftParams()
 
 
 def load_params(path: str | Path = "params.yaml") -> Params:
