@@ -231,10 +231,76 @@ def where(params: ParamsOption = DEFAULT_PARAMS) -> None:
     )
 
 
+@app.command()
+def drift(
+    data: Annotated[
+        Path, typer.Option(help="prediction log (JSON lines), CSV/parquet table, or a folder")
+    ],
+    reference: Annotated[
+        str, typer.Option(help="model folder, models:/<name>@<alias>, or a reference.json")
+    ] = "models/model",
+    out_dir: Annotated[
+        Path, typer.Option(help="folder for drift.json (verdict), drift.md, drift.html, PNGs")
+    ] = Path("reports/drift"),
+    reference_data: Annotated[
+        Path | None, typer.Option(help="training rows (CSV/parquet): exact KS, real counts")
+    ] = None,
+    model_version: Annotated[
+        str | None, typer.Option(help="only the log lines of this model version")
+    ] = None,
+    fail_on: Annotated[
+        str, typer.Option(help="lowest verdict that exits 3: drift | warning")
+    ] = "drift",
+    params: ParamsOption = DEFAULT_PARAMS,
+) -> None:
+    """Data drift against the training reference: PSI, KS, chi-squared, score distribution.
+
+    Exit codes: 0 no drift, 3 drift (or warning with --fail-on warning), 4 inconclusive
+    (fewer rows than drift.min_rows), 1 bad input, 2 bad command line.
+    """
+    from modelops.drift_report import JSON_FILE, exit_code, headline, run_drift
+
+    if fail_on not in ("drift", "warning"):
+        raise typer.BadParameter("use drift or warning", param_hint="--fail-on")
+    p = _params(params)
+    report = run_drift(data, reference, p, out_dir, reference_data, model_version)
+    typer.echo(f"drift verdict: {headline(report)} -> {out_dir / JSON_FILE}")
+    raise typer.Exit(exit_code(report, fail_on))
+
+
+@app.command()
+def validate(
+    model: Annotated[
+        str, typer.Option(help="models:/<name>@<alias> (or /<version>) or a model folder")
+    ],
+    data: Annotated[Path, typer.Option(help="fresh labeled rows (CSV/parquet) with the target")],
+    report: Annotated[Path, typer.Option(help="JSON report to write")] = Path(
+        "reports/validate.json"
+    ),
+    params: ParamsOption = DEFAULT_PARAMS,
+) -> None:
+    """Concept drift: AUC on fresh labeled data; exit 3 when it is under gate.min_auc."""
+    from modelops.concept import validate_model, write_validation
+
+    p = _params(params)
+    result = validate_model(model, data, p)
+    write_validation(result, report)
+    typer.echo(result.summary())
+    if not result.passed:
+        raise typer.Exit(3)
+
+
 def main() -> None:
     """Entry point: turn refusals and known data/registry errors into one clear line."""
     try:
-        app(standalone_mode=False)
+        code = app(standalone_mode=False)  # a command's typer.Exit(n) comes back as n here
+    except typer.TyperException as error:  # bad command line: the message, exit 2, no traceback
+        show = getattr(error, "show", None)
+        if callable(show):
+            show()
+        else:
+            typer.secho(f"error: {error.format_message()}", err=True, fg=typer.colors.RED)
+        sys.exit(error.exit_code)
     except (ModelopsError, FileNotFoundError) as error:
         typer.secho(f"error: {error}", err=True, fg=typer.colors.RED)
         sys.exit(1)
@@ -242,3 +308,5 @@ def main() -> None:
         sys.exit(done.exit_code)
     except (typer.Abort, KeyboardInterrupt):
         sys.exit(130)
+    if isinstance(code, int) and code:
+        sys.exit(code)
