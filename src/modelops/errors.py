@@ -19,3 +19,7 @@ class RegistryError(ModelopsError, RuntimeError):
 
 class Refused(ModelopsError):
     """A step refused to go on (failed gate, mismatched reports, missing inputs)."""
+
+
+class RouterError(ModelopsError, RuntimeError):
+    """Traffic was not moved: an invalid split, or the router failed; the previous state stands."""
