@@ -1,0 +1,1 @@
+"""Deploys: the GitOps desired state (gitops), routers that move traffic (router), canary."""
