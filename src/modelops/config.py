@@ -101,7 +101,7 @@ class DriftParams(_Section):
     psi_alert: float = Field(0.25, gt=0)
     alpha: float = Field(0.05, gt=0, lt=1)
     correction: Literal["bonferroni", "none"] = "bonferroni"
-    min_rows: int = Field(200, ge=1)
+    min_rows: int = Field(500, ge=1)
     epsilon: float = Field(1e-4, gt=0, lt=0.01)
     score: bool = True
 
