@@ -7,7 +7,6 @@ PY := $(BIN)/python
 export PATH := $(CURDIR)/$(BIN):$(PATH)
 # Offline-friendly and quiet MLflow defaults for local runs.
 export MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR ?= false
-export OMP_NUM_THREADS ?= 1
 
 .PHONY: help setup run pipeline register where test test-fast lint typecheck bench-pipeline clean
 
@@ -50,3 +49,18 @@ bench-pipeline: setup ## Cold/no-op dvc repro and 1M-row training time + memory 
 
 clean: ## Remove pipeline outputs and the local MLflow store (keeps .venv and the DVC cache)
 	rm -rf data/split models reports mlflow.db mlartifacts
+
+# Monitoring: drift report, Prometheus rules and dashboard (infra/local/README.md).
+.PHONY: drift promtool-test bench-drift
+DRIFT_DATA ?= data/split/test.parquet
+DRIFT_REFERENCE ?= models/model
+drift: setup ## Drift of DRIFT_DATA (logs/CSV/parquet) vs DRIFT_REFERENCE -> reports/drift; exit 3 = drift
+	modelops drift --data $(DRIFT_DATA) --reference $(DRIFT_REFERENCE) --out-dir reports/drift
+
+promtool-test: ## promtool: check rules + prometheus.yml, run the rule unit tests
+	promtool check rules --lint=all --lint-fatal infra/local/prometheus/rules/*.yml
+	promtool check config infra/local/prometheus/prometheus.yml
+	promtool test rules infra/local/prometheus/tests/*.yml
+
+bench-drift: setup ## Drift false-alarm rate and detection power on real data -> bench/results/drift.json
+	python -m modelops.bench.drift --out bench/results/drift.json
