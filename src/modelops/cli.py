@@ -214,21 +214,27 @@ def register(
 
 @app.command()
 def where(params: ParamsOption = DEFAULT_PARAMS) -> None:
-    """Print where the results of the last pipeline run are."""
+    """Print the headline results of the last pipeline run and where to look for more."""
     from modelops.tracking import TrackingSettings
 
-    settings = TrackingSettings()
-    typer.echo(
-        "\n".join(
-            [
-                f"MLflow UI:  mlflow ui --backend-store-uri {settings.tracking_uri}  (http://127.0.0.1:5000)",
-                "Metrics:    reports/metrics.json   (dvc metrics show)",
-                "Gate:       reports/gate.md",
-                "Plots:      reports/plots/{roc,precision_recall,calibration}.png (dvc plots show)",
-                "Model:      models/model (MLflow model folder), run id in models/run.json",
-            ]
+    uri = TrackingSettings().tracking_uri
+    lines = []
+    metrics, gate_file = Path("reports/metrics.json"), Path("reports/gate.json")
+    if metrics.is_file() and gate_file.is_file():
+        m, g = json.loads(metrics.read_text()), json.loads(gate_file.read_text())
+        verdict = "passed" if g.get("passed") else "FAILED"
+        lines.append(
+            f"Test ROC AUC {m['roc_auc']:.4f} [{m['roc_auc_ci_low']:.4f}, "
+            f"{m['roc_auc_ci_high']:.4f}], PR AUC {m['pr_auc']:.4f}; gate {verdict}"
         )
-    )
+    lines += [
+        f"MLflow UI:  mlflow ui --backend-store-uri {uri}  (http://127.0.0.1:5000)",
+        "Metrics:    reports/metrics.json   (dvc metrics show)",
+        "Gate:       reports/gate.md",
+        "Plots:      reports/plots/{roc,precision_recall,calibration}.png (dvc plots show)",
+        "Model:      models/model (MLflow model folder), run id in models/run.json",
+    ]
+    typer.echo("\n".join(lines))
 
 
 @app.command()
