@@ -252,6 +252,9 @@ def compare(
             f"the reference has no entry for feature(s) {missing}; it was saved by a model "
             "trained on other features: use that model's reference or retrain"
         )
+    absent = [f for f in features if f not in current.columns]
+    if absent:
+        raise DataError(f"the data has no column(s) {absent}; pass every feature the model uses")
     judge_score = params.score and scores is not None and "score" in reference
     tested = len(features) + int(judge_score)
     alpha_per_test = params.alpha / tested if params.correction == "bonferroni" else params.alpha
