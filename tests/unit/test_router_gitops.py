@@ -188,6 +188,17 @@ def test_invalid_values_in_the_file_name_the_file(tmp_path: Path) -> None:
         read_state(tmp_path)
 
 
+def test_a_whole_float_weight_in_the_file_reads_as_an_int(tmp_path: Path) -> None:
+    """terraform reads 25.0 as 25, so the reader does too; 12.5 stays invalid."""
+    data = canary_split().to_json() | {"canary_weight": 25.0}
+    (tmp_path / "deploy.auto.tfvars.json").write_text(json.dumps(data))
+    assert read_state(tmp_path).canary_weight == 25
+    assert type(read_state(tmp_path).canary_weight) is int
+    (tmp_path / "deploy.auto.tfvars.json").write_text(json.dumps(data | {"canary_weight": 12.5}))
+    with pytest.raises(RouterError, match=r"canary_weight 12\.5"):
+        read_state(tmp_path)
+
+
 def test_a_json_array_is_refused(tmp_path: Path) -> None:
     (tmp_path / "deploy.auto.tfvars.json").write_text("[]")
     with pytest.raises(RouterError, match="expected a JSON object"):

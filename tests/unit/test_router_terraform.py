@@ -1,8 +1,10 @@
 """TerraformRouter against a stand-in `terraform` executable.
 
-The stand-in (tests/fixtures/terraform_standin/) exists because no terraform binary is
-available on this machine; GitHub Actions runs the real one. It records what it was asked
-to do, so these tests assert the exact terraform calls and the desired state each apply saw.
+The stand-in (tests/fixtures/terraform_standin/) exists because the environments need the
+kubernetes provider and a cluster, which this machine cannot reach (no provider registry, no
+cluster); GitHub Actions runs the real terraform. It records what it was asked to do, so these
+tests assert the exact terraform calls and the desired state each apply saw, on copies of the
+real env folders. test_terraform_binary.py runs the router with the real binary offline.
 """
 
 from __future__ import annotations

@@ -106,8 +106,12 @@ def parse_state(data: object, source: str) -> TrafficSplit:
             f"{source}: the desired state holds exactly {list(KEYS)}; "
             f"missing {missing}, unknown {unknown}"
         )
+    values = {key: data[key] for key in KEYS}
+    weight = values["canary_weight"]
+    if isinstance(weight, float) and weight.is_integer():
+        values["canary_weight"] = int(weight)  # JSON 10.0 is 10 for terraform too
     try:
-        return TrafficSplit(**{key: data[key] for key in KEYS})
+        return TrafficSplit(**values)
     except RouterError as error:
         raise RouterError(f"{source}: {error}") from None
 

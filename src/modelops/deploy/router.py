@@ -183,7 +183,8 @@ class TerraformRouter:
 
     def _terraform(self, args: list[str]) -> None:
         argv = [self.terraform, f"-chdir={self.env_dir}", *args]
-        env = {**os.environ, "TF_IN_AUTOMATION": "1", "TF_INPUT": "0"}
+        # Automation mode, never prompt, no version check over the network.
+        env = {**os.environ, "TF_IN_AUTOMATION": "1", "TF_INPUT": "0", "CHECKPOINT_DISABLE": "1"}
         step = args[0]
         try:
             result = self.runner(argv, env=env, timeout_s=self.timeout_s)
