@@ -64,3 +64,17 @@ promtool-test: ## promtool: check rules + prometheus.yml, run the rule unit test
 
 bench-drift: setup ## Drift false-alarm rate and detection power on real data -> bench/results/drift.json
 	python -m modelops.bench.drift --out bench/results/drift.json
+
+# Terraform (infra/terraform/README.md). The tests run the terraform binary offline (fmt,
+# variable validations, the router); validate needs the provider registry: TF_VALIDATE=0 skips it.
+.PHONY: tf-check
+TF_VALIDATE ?= 1
+tf-check: export CHECKPOINT_DISABLE := 1
+tf-check: setup ## Terraform: parse, fmt, checkov, validations, controller contract; then validate each env
+	pytest -q tests/unit/test_terraform_*.py tests/unit/test_router_*.py
+	@if [ "$(TF_VALIDATE)" = 1 ]; then \
+	  for env in infra/terraform/envs/*/; do \
+	    terraform -chdir=$$env init -backend=false -input=false -no-color >/dev/null && \
+	    terraform -chdir=$$env validate -no-color || exit 1; \
+	  done; \
+	else echo "tf-check: TF_VALIDATE=0, terraform validate not run (it downloads the providers)"; fi
