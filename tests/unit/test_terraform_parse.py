@@ -126,8 +126,14 @@ def test_pods_follow_the_service_contract() -> None:
     assert first(probes["liveness_probe"], "path") == "/health"
     assert {first(p, "port") for p in probes.values()} == {"http"} == {first(port, "name")}
 
-    env_names = {first(e, "name") for e in container["env"]}
-    assert {"MODELOPS_ENVIRONMENT", "MODELOPS_TRACK", "MODELOPS_IMAGE_TAG"} <= env_names
+    env = {first(e, "name"): first(e, "value") for e in container["env"]}
+    assert {"MODELOPS_ENVIRONMENT", "MODELOPS_TRACK", "MODELOPS_IMAGE_TAG"} <= set(env)
+    # The service defaults to 127.0.0.1: probes and the Service need every interface.
+    assert env["MODELOPS_HOST"] == "0.0.0.0"
+    assert env["MODELOPS_PORT"] == "${tostring(local.container_port)}"
+    assert env["MODELOPS_PREDICTION_LOG"] == "${var.prediction_log}"
+    pre_stop = first(first(first(container, "lifecycle"), "pre_stop"), "exec")
+    assert first(pre_stop, "command")[0] == "sleep"
     assert first(first(container, "volume_mount"), "mount_path") == "/tmp"
     volume = first(pod, "volume")
     assert first(volume, "name") == first(first(container, "volume_mount"), "name")

@@ -155,6 +155,17 @@ resource "kubernetes_deployment_v1" "model" {
             protocol       = "TCP"
           }
 
+          # Listen where the probes and the Service look, whatever the image's defaults.
+          env {
+            name  = "MODELOPS_HOST"
+            value = "0.0.0.0"
+          }
+
+          env {
+            name  = "MODELOPS_PORT"
+            value = tostring(local.container_port)
+          }
+
           env {
             name  = "MODELOPS_ENVIRONMENT"
             value = var.environment
@@ -169,6 +180,11 @@ resource "kubernetes_deployment_v1" "model" {
             # The digest part of the image reference: sha256:<hex>.
             name  = "MODELOPS_IMAGE_TAG"
             value = split("@", each.value.image)[1]
+          }
+
+          env {
+            name  = "MODELOPS_PREDICTION_LOG"
+            value = var.prediction_log
           }
 
           dynamic "env" {
@@ -214,6 +230,16 @@ resource "kubernetes_deployment_v1" "model" {
             period_seconds    = 5
             timeout_seconds   = 2
             failure_threshold = 2
+          }
+
+          # SIGTERM only after the endpoint is gone from the Service and the gateway, so a
+          # rollout or a canary scale-down drops no request; then graceful shutdown.
+          lifecycle {
+            pre_stop {
+              exec {
+                command = ["sleep", tostring(var.pre_stop_sleep_seconds)]
+              }
+            }
           }
 
           security_context {

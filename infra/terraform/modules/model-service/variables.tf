@@ -184,21 +184,43 @@ variable "run_as_user" {
 
 variable "tmp_size_limit" {
   type        = string
-  description = "Size limit of the writable /tmp emptyDir (prediction log and Prometheus multiprocess files)."
+  description = "Size limit of the writable /tmp emptyDir (Prometheus multiprocess files, temporary files, a prediction_log under /tmp); the kubelet evicts a pod that exceeds it."
   default     = "256Mi"
+}
+
+variable "prediction_log" {
+  type        = string
+  description = "Where the service writes its prediction log: \"-\" is stdout (for the cluster's log pipeline), a path must be under /tmp, \"\" turns it off."
+  default     = "-"
+
+  validation {
+    condition     = contains(["-", ""], var.prediction_log) || can(regex("^/tmp/[^/]", var.prediction_log))
+    error_message = "The prediction_log must be \"-\" (stdout), \"\" (off) or a file under /tmp/, the only writable path."
+  }
+}
+
+variable "pre_stop_sleep_seconds" {
+  type        = number
+  description = "Seconds a terminating pod keeps serving before SIGTERM, while endpoints update (needs a sleep binary in the image)."
+  default     = 5
+
+  validation {
+    condition     = var.pre_stop_sleep_seconds >= 0 && var.pre_stop_sleep_seconds <= 10 && floor(var.pre_stop_sleep_seconds) == var.pre_stop_sleep_seconds
+    error_message = "The pre_stop_sleep_seconds must be a whole number from 0 to 10 (the pod has 30 s to stop)."
+  }
 }
 
 variable "extra_env" {
   type        = map(string)
-  description = "More MODELOPS_* environment variables for the service (MODELOPS_ENVIRONMENT, _IMAGE_TAG and _TRACK are set by the module)."
+  description = "More MODELOPS_* environment variables for the service; the ones the module sets itself are refused."
   default     = {}
 
   validation {
     condition = alltrue([
       for k in keys(var.extra_env) :
-      can(regex("^MODELOPS_[A-Z0-9_]+$", k)) && !contains(["MODELOPS_ENVIRONMENT", "MODELOPS_IMAGE_TAG", "MODELOPS_TRACK"], k)
+      can(regex("^MODELOPS_[A-Z0-9_]+$", k)) && !contains(["MODELOPS_ENVIRONMENT", "MODELOPS_IMAGE_TAG", "MODELOPS_TRACK", "MODELOPS_HOST", "MODELOPS_PORT", "MODELOPS_PREDICTION_LOG"], k)
     ])
-    error_message = "The extra_env keys must look like MODELOPS_SOMETHING and must not be MODELOPS_ENVIRONMENT, MODELOPS_IMAGE_TAG or MODELOPS_TRACK."
+    error_message = "The extra_env keys must look like MODELOPS_SOMETHING and must not be one the module sets: MODELOPS_ENVIRONMENT, _IMAGE_TAG, _TRACK, _HOST, _PORT, _PREDICTION_LOG."
   }
 }
 
