@@ -357,6 +357,8 @@ resource "kubernetes_pod_disruption_budget_v1" "model" {
 }
 
 resource "kubernetes_network_policy_v1" "model" {
+  count = var.network_policy ? 1 : 0
+
   metadata {
     name      = var.name
     namespace = var.namespace

@@ -230,6 +230,12 @@ variable "image_pull_secrets" {
   default     = []
 }
 
+variable "network_policy" {
+  type        = bool
+  description = "Admit traffic to the pods only from the gateway's namespace and metrics_namespaces. Turn off for gateways whose proxies run elsewhere (e.g. Cilium's node-level Envoy)."
+  default     = true
+}
+
 variable "metrics_namespaces" {
   type        = list(string)
   description = "Namespaces (besides the gateway's) allowed to reach the pods, e.g. where Prometheus runs."
