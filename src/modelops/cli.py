@@ -296,6 +296,31 @@ def validate(
         raise typer.Exit(3)
 
 
+@app.command("export-model")
+def export_model(
+    model_uri: Annotated[
+        str,
+        typer.Option(
+            help="models:/<name>@<alias>, models:/<name>/<version>, runs:/..., a folder, "
+            "or a bare alias (champion) / version number of register.model_name"
+        ),
+    ],
+    out: Annotated[Path, typer.Option(help="folder to write (what the image's MODEL_DIR takes)")],
+    force: Annotated[bool, typer.Option(help="replace a non-empty --out")] = False,
+    params: ParamsOption = DEFAULT_PARAMS,
+) -> None:
+    """Copy a model version into a plain folder (+ export.json) for the service image."""
+    from modelops.export import expand_model_uri
+    from modelops.export import export_model as export
+
+    info = export(expand_model_uri(model_uri, params), out, force=force)
+    typer.echo(
+        f"exported {info.model_name} version {info.model_version} (run {info.run_id}, "
+        f"commit {info.git_commit}) -> {out}\n"
+        f"docker build {info.build_args(out)} --build-arg GIT_COMMIT={info.git_commit} ."
+    )
+
+
 def main() -> None:
     """Entry point: turn refusals and known data/registry errors into one clear line."""
     try:

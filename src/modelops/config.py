@@ -90,8 +90,18 @@ class RegisterParams(_Section):
     model_name: str = "model"
 
 
+class LoadtestParams(_Section):
+    """`make loadtest`: locust against a running service; fails on any error or a slow p99."""
+
+    users: int = Field(20, ge=1)
+    spawn_rate: float = Field(20.0, gt=0)
+    run_time_s: int = Field(30, ge=1)
+    max_p99_ms: float = Field(50.0, gt=0)
+
+
 class ServeParams(_Section):
     decision_threshold: float = Field(0.5, ge=0, le=1)
+    loadtest: LoadtestParams = LoadtestParams()
 
 
 class DriftParams(_Section):
