@@ -159,12 +159,12 @@ def records(frame: pd.DataFrame, params: Params) -> list[dict[str, Any]]:
     return out.where(frame[params.data.features].notna(), None).to_dict("records")
 
 
-def send_load(url: str, rows: list[dict[str, Any]], seconds: float, batch: int) -> int:
-    """POST batches of rows (cycling through them) for `seconds`; returns rows scored."""
+def send_load(url: str, rows: list[dict[str, Any]], stop: threading.Event, batch: int) -> int:
+    """POST batches of rows (cycling through them) until `stop` is set (60 s at most)."""
     sent, position = 0, 0
-    deadline = time.monotonic() + seconds
+    deadline = time.monotonic() + 60
     with httpx.Client(base_url=url, timeout=10) as client:
-        while time.monotonic() < deadline:
+        while not stop.is_set() and time.monotonic() < deadline:
             chunk = [rows[(position + i) % len(rows)] for i in range(batch)]
             position += batch
             response = client.post("/predict", json=chunk)
@@ -189,6 +189,18 @@ def psi_by_track(api: str) -> dict[str, dict[str, float]]:
     return out
 
 
+def settled(api: str, params: Params, started: float) -> dict[str, dict[str, float]] | None:
+    """PSI of every feature on both tracks, once a full window of enough rows is in."""
+    psi = psi_by_track(api)
+    rows = {
+        s["metric"]["track"]: float(s["value"][1])
+        for s in query(api, "modelops:score_rows:increase5m")
+    }
+    full = all(len(psi[t]) == len(params.data.features) + 1 for t in psi)
+    enough = len(rows) == 2 and min(rows.values()) >= params.drift.min_rows
+    return psi if full and enough and time.monotonic() > started + 16 else None
+
+
 def test_rules_flag_injected_drift_on_canary_only(
     stack: dict[str, Any],
     params: Params,
@@ -206,41 +218,36 @@ def test_rules_flag_injected_drift_on_canary_only(
         "canary": records(inject_drift(test_rows, seed=6).iloc[order], params),
     }
     counts: dict[str, int] = {}
+    stop = threading.Event()
     threads = [
         threading.Thread(
             target=lambda t=t: counts.__setitem__(
-                t, send_load(services[t].url, loads[t], seconds=22, batch=25)
+                t, send_load(services[t].url, loads[t], stop, batch=25)
             )
         )
         for t in loads
     ]
+    started = time.monotonic()
     for thread in threads:
         thread.start()
-
-    def settled() -> dict[str, dict[str, float]] | None:
-        psi = psi_by_track(api)
-        rows = {
-            s["metric"]["track"]: float(s["value"][1])
-            for s in query(api, "modelops:score_rows:increase5m")
-        }
-        full = all(len(psi[t]) == len(params.data.features) + 1 for t in psi)
-        enough = rows and min(rows.values()) >= params.drift.min_rows
-        return psi if full and enough and time.monotonic() > started + 16 else None
-
-    started = time.monotonic()
-    psi = wait_until(settled, 30, "PSI series of both tracks over a full window")
-    firing = wait_until(
-        lambda: {
-            (a["labels"]["track"], a["labels"].get("feature"))
-            for a in httpx.get(f"{api}/api/v1/alerts", timeout=5).json()["data"]["alerts"]
-            if a["labels"]["alertname"] == "ModelopsFeatureDrift" and a["state"] == "firing"
-        },
-        20,
-        "ModelopsFeatureDrift firing",
-    )
-    dashboard_results = {expr: query(api, expr) for expr in dashboard_queries()}
-    for thread in threads:
-        thread.join()
+    try:
+        psi = wait_until(
+            lambda: settled(api, params, started), 30, "PSI of both tracks over a full window"
+        )
+        firing = wait_until(
+            lambda: {
+                (a["labels"]["track"], a["labels"].get("feature"))
+                for a in httpx.get(f"{api}/api/v1/alerts", timeout=5).json()["data"]["alerts"]
+                if a["labels"]["alertname"] == "ModelopsFeatureDrift" and a["state"] == "firing"
+            },
+            20,
+            "ModelopsFeatureDrift firing",
+        )
+        dashboard_results = {expr: query(api, expr) for expr in dashboard_queries()}
+    finally:
+        stop.set()
+        for thread in threads:
+            thread.join()
 
     print(f"rows sent: {counts}")
     print(
