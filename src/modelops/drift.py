@@ -167,6 +167,11 @@ class DriftReport:
     notes: list[str] = field(default_factory=list)
     sources: dict[str, Any] = field(default_factory=dict)
 
+    @classmethod
+    def empty(cls, params: DriftParams, notes: list[str]) -> DriftReport:
+        """The report on zero rows: inconclusive."""
+        return _judge(0, [], params, params.alpha, notes)
+
     def column(self, name: str) -> ColumnDrift:
         for column in self.columns:
             if column.name == name:

@@ -218,6 +218,11 @@ def run_drift(
 
     current = read_current(data, model_version)
     features = params.data.features
+    if current.frame.empty:  # no traffic in the period: nothing to judge, not an error
+        report = DriftReport.empty(params.drift, [*current.notes, f"{data}: no rows"])
+        report.sources = {"data": ", ".join(current.files), "reference": reference}
+        write_report(report, out_dir, plots)
+        return report
     check_columns(current.frame, params.data, str(data))
     with ExitStack() as stack:
         model = None

@@ -167,6 +167,16 @@ def test_warning_exits_0_unless_asked_and_few_rows_exit_4(
     assert code == 4
     assert json.loads((tmp_path / "drift.json").read_text())["verdict"] == "inconclusive"
 
+    empty = tmp_path / "quiet-week.jsonl"
+    empty.write_text("")
+    code = run_cli(
+        monkeypatch, repo_root, "drift", "--data", str(empty), "--reference", model_dir,
+        "--out-dir", str(tmp_path),
+    )  # fmt: skip
+    verdict = json.loads((tmp_path / "drift.json").read_text())
+    assert code == 4
+    assert verdict["rows"] == 0 and verdict["columns"] == []
+
 
 @pytest.mark.parametrize(
     ("content", "message"),
