@@ -78,3 +78,23 @@ tf-check: setup ## Terraform: parse, fmt, checkov, validations, controller contr
 	    terraform -chdir=$$env validate -no-color || exit 1; \
 	  done; \
 	else echo "tf-check: TF_VALIDATE=0, terraform validate not run (it downloads the providers)"; fi
+
+# Model service (serving/README.md): serve a model, export it for the image, benchmark, load test.
+.PHONY: serve export-model bench-serve loadtest
+MODEL ?= champion
+MODEL_DIR ?= build/model
+SERVE_PORT ?= 8000
+SERVE_WORKERS ?= 2
+SERVE_URL ?= http://127.0.0.1:$(SERVE_PORT)
+BENCH_MODEL ?= models/model
+serve: setup ## Serve MODEL (champion, challenger, a version, models:/..., a folder) on SERVE_PORT
+	python -m serving --model "$(MODEL)" --port $(SERVE_PORT) --workers $(SERVE_WORKERS)
+
+export-model: setup ## Export MODEL to MODEL_DIR (+ export.json): what the Dockerfile's MODEL_DIR takes
+	modelops export-model --model-uri "$(MODEL)" --out $(MODEL_DIR) --force
+
+bench-serve: setup ## Ours vs `mlflow models serve` on BENCH_MODEL (wrk, c=10/100) -> bench/results/serve.json
+	python -m modelops.bench.serve bench --model $(BENCH_MODEL) --out bench/results/serve.json
+
+loadtest: setup ## Locust vs the service at SERVE_URL (params serve.loadtest) -> bench/results/loadtest.json
+	python -m modelops.bench.serve loadtest --host $(SERVE_URL) --out bench/results/loadtest.json

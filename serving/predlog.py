@@ -12,6 +12,7 @@ or slowing requests. Workers share one file: each flush is one O_APPEND write of
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
@@ -106,7 +107,8 @@ class PredictionLog:
             self._flush()
         self._flush()
         if self._fd is not None and self.target != "-":
-            os.fsync(self._fd)
+            with contextlib.suppress(OSError):  # pipes and some devices cannot fsync
+                os.fsync(self._fd)
             os.close(self._fd)
             self._fd = None
 

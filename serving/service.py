@@ -80,7 +80,7 @@ class ScoringService:
             predictor, note = build_predictor(pipeline, self.card, self.settings.fast_path)
             self.warmup_ms = self._warm_up(predictor)
         except Exception as error:
-            self.error = f"{type(error).__name__}: {error}"
+            self.error = f"loading {self.card.path} failed: {type(error).__name__}: {error}"
             log.exception("model %s failed to load", self.card.path)
             self.metrics.ready.set(0)
             return

@@ -94,6 +94,7 @@ class LoadtestParams(_Section):
     """`make loadtest`: locust against a running service; fails on any error or a slow p99."""
 
     users: int = Field(20, ge=1)
+    user_rps: float = Field(10.0, gt=0)
     spawn_rate: float = Field(20.0, gt=0)
     run_time_s: int = Field(30, ge=1)
     max_p99_ms: float = Field(50.0, gt=0)

@@ -1,0 +1,344 @@
+"""Serving performance: our service against `mlflow models serve`, and the locust load test.
+
+    python -m modelops.bench.serve bench --model models/model --out bench/results/serve.json
+    python -m modelops.bench.serve loadtest --host http://127.0.0.1:8000 \
+        --out bench/results/loadtest.json
+
+`bench` starts both servers on the same model folder with 2 workers each, drives each with
+wrk (1-row requests sampled from the real test split, concurrency 10 and 100), and writes
+requests/s and p50/p99 per server and route, the ratios, and the goals met. Our /invocations
+takes the same request bodies as MLflow's, so that pair is the like-for-like comparison;
+/predict (our native route) is reported next to it.
+
+`loadtest` runs serving/locustfile.py headless against a running service for
+params serve.loadtest.run_time_s and fails (exit 1) on any failed request or a p99 above
+serve.loadtest.max_p99_ms.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import os
+import platform
+import shutil
+import subprocess
+import sys
+import tempfile
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+GOALS = {"ours_rps_c100": 3500.0, "ours_p99_ms_c10": 10.0, "ratio_vs_mlflow": 40.0}
+WRK_MARK = "WRKJSON "
+LUA = """
+local bodies = {%(bodies)s}
+local i = 0
+request = function()
+  i = i %% #bodies + 1
+  return wrk.format("POST", "%(path)s", {["Content-Type"] = "application/json"}, bodies[i])
+end
+done = function(summary, latency, requests)
+  local e = summary.errors
+  io.write(string.format(
+    '%(mark)s{"requests": %%d, "duration_us": %%d, "connect": %%d, "read": %%d, ' ..
+    '"write": %%d, "status": %%d, "timeout": %%d, "p50_us": %%d, "p99_us": %%d, ' ..
+    '"max_us": %%d}\\n',
+    summary.requests, summary.duration, e.connect, e.read, e.write, e.status, e.timeout,
+    latency:percentile(50), latency:percentile(99), latency.max))
+end
+"""
+
+
+@dataclass
+class Run:
+    """One wrk run against one server and route at one concurrency."""
+
+    server: str
+    route: str
+    concurrency: int
+    requests: int
+    requests_per_s: float
+    p50_ms: float
+    p99_ms: float
+    max_ms: float
+    errors: int
+
+
+def sample_rows(data: Path, params_path: Path, n: int, seed: int = 0) -> list[dict[str, Any]]:
+    """n records of the real test split, missing values as None, feature columns only."""
+    from modelops.config import load_params
+    from modelops.data import coerce_features, read_split
+
+    features = coerce_features(read_split(data), load_params(params_path).data)
+    picked = features.sample(min(n, len(features)), random_state=seed)
+    return [
+        {k: (None if v is None or v != v else v) for k, v in r.items()}
+        for r in picked.astype(object).to_dict("records")
+    ]
+
+
+def bodies(rows: list[dict[str, Any]], route: str) -> list[str]:
+    """One JSON body per row: a record for /predict, MLflow's dataframe_split otherwise."""
+    if route == "/predict":
+        return [json.dumps(r) for r in rows]
+    return [
+        json.dumps({"dataframe_split": {"columns": list(r), "data": [list(r.values())]}})
+        for r in rows
+    ]
+
+
+def wrk_script(path: str, payloads: list[str], folder: Path) -> Path:
+    quoted = ",\n".join(f"[==[{p}]==]" for p in payloads)
+    script = folder / f"wrk{path.replace('/', '_')}.lua"
+    script.write_text(LUA % {"bodies": quoted, "path": path, "mark": WRK_MARK})
+    return script
+
+
+def run_wrk(url: str, script: Path, concurrency: int, seconds: int, threads: int) -> dict:
+    """Run wrk and return the JSON its done() hook prints."""
+    wrk = shutil.which("wrk")
+    if wrk is None:
+        raise SystemExit("error: wrk not found; install it (Debian: apt-get install wrk)")
+    out = subprocess.run(
+        [wrk, f"-t{min(threads, concurrency)}", f"-c{concurrency}", f"-d{seconds}s",
+         "--timeout", "30s", "-s", str(script), url],
+        capture_output=True, text=True, check=True,
+    ).stdout  # fmt: skip
+    line = next((x for x in out.splitlines() if x.startswith(WRK_MARK)), None)
+    if line is None:
+        raise RuntimeError(f"wrk printed no summary:\n{out}")
+    return dict(json.loads(line[len(WRK_MARK) :]))
+
+
+def to_run(server: str, route: str, concurrency: int, raw: dict[str, Any]) -> Run:
+    errors = sum(raw[k] for k in ("connect", "read", "write", "status", "timeout"))
+    return Run(
+        server=server,
+        route=route,
+        concurrency=concurrency,
+        requests=raw["requests"],
+        requests_per_s=round(raw["requests"] / (raw["duration_us"] / 1e6), 1),
+        p50_ms=round(raw["p50_us"] / 1000, 3),
+        p99_ms=round(raw["p99_us"] / 1000, 3),
+        max_ms=round(raw["max_us"] / 1000, 3),
+        errors=errors,
+    )
+
+
+def bench(args: argparse.Namespace) -> dict[str, Any]:
+    rows = sample_rows(args.data, args.params, args.rows)
+    bin_dir = Path(sys.executable).parent
+    env = {
+        **os.environ,
+        "OMP_NUM_THREADS": "1",  # both servers: sklearn's OpenMP threads only add contention
+        "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR": "false",
+        "PATH": f"{bin_dir}{os.pathsep}{os.environ.get('PATH', '')}",
+    }
+    from serving.process import ServiceProcess, free_port
+
+    ours_port, mlflow_port = free_port(), free_port()
+    runs: list[Run] = []
+    load_before = os.getloadavg()
+    with tempfile.TemporaryDirectory(prefix="bench-serve-") as tmp:
+        folder = Path(tmp)
+        ours_env = {**env, "MODELOPS_PREDICTION_LOG": str(folder / "predictions.jsonl")}
+        ours_cmd = [sys.executable, "-m", "serving", "--model", str(args.model),
+                    "--port", str(ours_port), "--workers", str(args.workers)]  # fmt: skip
+        mlflow_cmd = [str(bin_dir / "mlflow"), "models", "serve", "-m", str(args.model),
+                      "--env-manager", "local", "-w", str(args.workers),
+                      "-h", "127.0.0.1", "-p", str(mlflow_port)]  # fmt: skip
+        ours_url, mlflow_url = f"http://127.0.0.1:{ours_port}", f"http://127.0.0.1:{mlflow_port}"
+        targets = [
+            ("ours", "/predict", ours_url),
+            ("ours", "/invocations", ours_url),
+            ("mlflow", "/invocations", mlflow_url),
+        ]
+        scripts = {
+            route: wrk_script(route, bodies(rows, route), folder)
+            for route in ("/predict", "/invocations")
+        }
+        ours = ServiceProcess(ours_cmd, port=ours_port, env=ours_env, log=folder / "ours.log")
+        mlflow = ServiceProcess(
+            mlflow_cmd, port=mlflow_port, env=env, log=folder / "mlflow.log", ready_path="/ping"
+        )
+        with ours, mlflow:
+            same_answers(ours_url, mlflow_url, rows[:20])
+            for name, route, base in targets:
+                for concurrency in args.concurrency:
+                    print(f"{name} {route} c={concurrency} ...", flush=True)
+                    run_wrk(base + route, scripts[route], concurrency, args.warmup, args.threads)
+                    raw = run_wrk(base + route, scripts[route], concurrency, args.seconds,
+                                  args.threads)  # fmt: skip
+                    runs.append(to_run(name, route, concurrency, raw))
+                    print(f"  {runs[-1]}", flush=True)
+    return summarize(runs, args, load_before)
+
+
+def same_answers(ours: str, mlflow: str, rows: list[dict[str, Any]]) -> None:
+    """Both servers must give the same probabilities before their speed means anything."""
+    body = {"dataframe_records": rows}
+    a = httpx.post(f"{ours}/invocations", json=body, timeout=60).json()["predictions"]
+    b = httpx.post(f"{mlflow}/invocations", json=body, timeout=60).json()["predictions"]
+    gap = max(abs(x - y) for ra, rb in zip(a, b, strict=True) for x, y in zip(ra, rb, strict=True))
+    if gap > 1e-6:
+        raise RuntimeError(f"the servers disagree by {gap} on the same rows; not benchmarking")
+
+
+def summarize(runs: list[Run], args: argparse.Namespace, load_before: Any) -> dict[str, Any]:
+    by = {(r.server, r.route, r.concurrency): r for r in runs}
+    ratios = {}
+    for c in args.concurrency:
+        mlflow_rps = by[("mlflow", "/invocations", c)].requests_per_s
+        for route in ("/invocations", "/predict"):
+            ratios[f"{route} c={c}"] = round(by[("ours", route, c)].requests_per_s / mlflow_rps, 1)
+    goals: dict[str, Any] = {}
+    for route in ("/invocations", "/predict"):
+        c_low, c_high = min(args.concurrency), max(args.concurrency)
+        high, low = by[("ours", route, c_high)], by[("ours", route, c_low)]
+        ratio = min(ratios[f"{route} c={c}"] for c in args.concurrency)
+        goals[route] = {
+            f"rps_c{c_high}>={GOALS['ours_rps_c100']:.0f}": high.requests_per_s
+            >= GOALS["ours_rps_c100"],
+            f"p99_ms_c{c_low}<={GOALS['ours_p99_ms_c10']:.0f}": low.p99_ms
+            <= GOALS["ours_p99_ms_c10"],
+            f"ratio>={GOALS['ratio_vs_mlflow']:.0f}": ratio >= GOALS["ratio_vs_mlflow"],
+        }
+    return {
+        "model": str(args.model),
+        "load_generator": "wrk, 1-row requests sampled from the test split, keep-alive",
+        "workers_per_server": args.workers,
+        "seconds_per_run": args.seconds,
+        "machine": {
+            "cpus": os.cpu_count(),
+            "python": platform.python_version(),
+            "loadavg_before": [round(x, 2) for x in load_before],
+            "loadavg_after": [round(x, 2) for x in os.getloadavg()],
+        },
+        "runs": [asdict(r) for r in runs],
+        "ratio_ours_to_mlflow": ratios,
+        "goals": goals,
+    }
+
+
+def table(result: dict[str, Any]) -> str:
+    lines = [
+        "| server | route | concurrency | requests/s | p50 ms | p99 ms | errors |",
+        "|---|---|---:|---:|---:|---:|---:|",
+    ]
+    for r in result["runs"]:
+        lines.append(
+            f"| {r['server']} | {r['route']} | {r['concurrency']} | {r['requests_per_s']:,.0f} "
+            f"| {r['p50_ms']:.2f} | {r['p99_ms']:.2f} | {r['errors']} |"
+        )
+    ratios = ", ".join(f"{k}: {v}x" for k, v in result["ratio_ours_to_mlflow"].items())
+    return "\n".join([*lines, "", f"ours / mlflow: {ratios}"])
+
+
+# -- load test ------------------------------------------------------------------------------
+
+
+def locust_stats(csv_prefix: Path) -> dict[str, float]:
+    """The Aggregated row of locust's --csv stats file."""
+    with Path(f"{csv_prefix}_stats.csv").open() as handle:
+        rows = {row["Name"]: row for row in csv.DictReader(handle)}
+    total = rows["Aggregated"]
+    return {
+        "requests": float(total["Request Count"]),
+        "failures": float(total["Failure Count"]),
+        "requests_per_s": float(total["Requests/s"]),
+        "p50_ms": float(total["50%"]),
+        "p99_ms": float(total["99%"]),
+        "max_ms": float(total["Max Response Time"]),
+    }
+
+
+def loadtest(args: argparse.Namespace) -> dict[str, Any]:
+    from modelops.config import load_params
+
+    settings = load_params(args.params).serve.loadtest
+    run_time = args.run_time_s or settings.run_time_s
+    import serving
+
+    locustfile = Path(serving.__file__).parent / "locustfile.py"
+    with tempfile.TemporaryDirectory(prefix="loadtest-") as tmp:
+        prefix = Path(tmp) / "locust"
+        env = {
+            **os.environ,
+            "MODELOPS_LOADTEST_DATA": str(args.data),
+            "MODELOPS_PARAMS": str(args.params),
+        }
+        done = subprocess.run(
+            [str(Path(sys.executable).parent / "locust"), "-f", str(locustfile), "--headless",
+             "-u", str(settings.users), "-r", str(settings.spawn_rate), "-t", f"{run_time}s",
+             "--host", args.host, "--csv", str(prefix), "--only-summary", "--loglevel", "WARNING",
+             "--exit-code-on-error", "0", "--stop-timeout", "5"],
+            env=env, capture_output=True, text=True,
+        )  # fmt: skip
+        if done.returncode != 0 or not Path(f"{prefix}_stats.csv").is_file():
+            raise SystemExit(f"error: locust failed ({done.returncode}):\n{done.stderr[-3000:]}")
+        stats = locust_stats(prefix)
+    error_rate = stats["failures"] / stats["requests"] if stats["requests"] else 1.0
+    reasons = []
+    if not stats["requests"]:
+        reasons.append(f"no request completed against {args.host}")
+    if error_rate > 0:
+        reasons.append(f"error rate {error_rate:.4f} > 0 ({stats['failures']:.0f} failed)")
+    if stats["p99_ms"] > settings.max_p99_ms:
+        reasons.append(
+            f"p99 {stats['p99_ms']} ms > serve.loadtest.max_p99_ms {settings.max_p99_ms}"
+        )
+    return {
+        "host": args.host,
+        "users": settings.users,
+        "spawn_rate": settings.spawn_rate,
+        "user_rps": settings.user_rps,
+        "run_time_s": run_time,
+        **stats,
+        "error_rate": round(error_rate, 6),
+        "max_p99_ms": settings.max_p99_ms,
+        "passed": not reasons,
+        "reasons": reasons,
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m modelops.bench.serve", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+    for name in ("bench", "loadtest"):
+        p = sub.add_parser(name)
+        p.add_argument("--out", type=Path, required=True)
+        p.add_argument("--params", type=Path, default=Path("params.yaml"))
+        p.add_argument("--data", type=Path, default=Path("data/split/test.parquet"))
+    b = sub.choices["bench"]
+    b.add_argument("--model", type=Path, default=Path("models/model"))
+    b.add_argument("--workers", type=int, default=2)
+    b.add_argument("--threads", type=int, default=2, help="wrk threads")
+    b.add_argument("--seconds", type=int, default=10)
+    b.add_argument("--warmup", type=int, default=2)
+    b.add_argument("--rows", type=int, default=200, help="distinct request bodies")
+    b.add_argument("--concurrency", type=int, nargs="+", default=[10, 100])
+    lt = sub.choices["loadtest"]
+    lt.add_argument("--host", required=True, help="base URL of the running service")
+    lt.add_argument("--run-time-s", type=int, help="override serve.loadtest.run_time_s")
+    args = parser.parse_args(argv)
+
+    result = bench(args) if args.command == "bench" else loadtest(args)
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(result, indent=2) + "\n")
+    if args.command == "bench":
+        print(table(result))
+        print(json.dumps(result["goals"], indent=2))
+        return 0
+    print(json.dumps(result, indent=2))
+    if not result["passed"]:
+        print(f"load test failed: {'; '.join(result['reasons'])}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
