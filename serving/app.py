@@ -241,6 +241,11 @@ def create_app(settings: ServeSettings | None = None) -> FastAPI:
         payload = {"ready": True, "reason": service.predictor_note, "warmup_ms": service.warmup_ms}
         return _json(payload)
 
+    @app.get("/ping", response_model=Ready, responses={503: {"model": Ready}})
+    async def ping() -> Response:
+        """MLflow's readiness probe (what its clients poll): the same answer as /ready."""
+        return await ready()
+
     @app.get("/version", response_model=Version)
     async def version() -> Response:
         """What this process serves, and from which build."""

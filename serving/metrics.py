@@ -218,7 +218,16 @@ class MetricsMiddleware:
         try:
             await self.app(scope, receive, send_status)
         finally:
-            route = getattr(scope.get("route"), "path", None) or UNMATCHED
             self.metrics.observe_request(
-                route, scope["method"], status, time.perf_counter() - started
+                route_template(scope), scope["method"], status, time.perf_counter() - started
             )
+
+
+def route_template(scope: dict[str, Any]) -> str:
+    """The matched route's path template; FastAPI records the route object only for API
+    routes, so a matched static route (/openapi.json, /docs) is labelled by its own path.
+    Anything unmatched shares one label: no series per random URL."""
+    template = getattr(scope.get("route"), "path", None)
+    if template is None and "endpoint" in scope and not scope.get("path_params"):
+        template = scope["path"]
+    return str(template or UNMATCHED)

@@ -43,7 +43,8 @@ class ServiceProcess:
             args = [sys.executable, "-m", "serving", "--port", str(self.port)]
             args += ["--workers", str(workers)] + (["--model", str(model)] if model else [])
         self.args, self.cwd, self.ready_path, self.log = args, cwd, ready_path, log
-        self.env = {**os.environ, "OMP_NUM_THREADS": "1", **(env or {})}
+        path = f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"
+        self.env = {**os.environ, "PATH": path, "OMP_NUM_THREADS": "1", **(env or {})}
         self.process: subprocess.Popen[bytes] | None = None
         self._out: IO[bytes] | None = None
 

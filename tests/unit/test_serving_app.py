@@ -236,9 +236,12 @@ def test_openapi_shows_the_models_fields(client: TestClient, model_dir: Path) ->
         "/ready",
         "/version",
         "/metrics",
+        "/ping",
     }
     page = client.get("/docs")
     assert page.status_code == 200 and "/openapi.json" in page.text
+    routes = {dict(labels).get("route") for (name, labels) in metric_samples(client)}
+    assert {"/openapi.json", "/docs"} <= routes  # static routes keep their own label
 
 
 def test_ready_waits_for_the_model(

@@ -1,0 +1,113 @@
+"""The performance tooling runs for real, briefly: the locust load test (passes on a healthy
+service, fails on an error or a p99 over the limit) and the side-by-side wrk benchmark."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from serving.process import ServiceProcess
+
+pytestmark = pytest.mark.integration
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture(scope="module")
+def service(
+    trained_model: dict[str, Any], tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[ServiceProcess]:
+    tmp = tmp_path_factory.mktemp("perf")
+    env = {"MODELOPS_PREDICTION_LOG": "", "MODELOPS_MAX_BATCH_ROWS": "10"}
+    with ServiceProcess(model=trained_model["model_dir"], env=env, log=tmp / "s.log") as running:
+        yield running
+
+
+def loadtest_params(tmp: Path, **loadtest: Any) -> Path:
+    params = yaml.safe_load((ROOT / "params.yaml").read_text())
+    params["serve"]["loadtest"].update({"users": 4, "spawn_rate": 4, "user_rps": 5, **loadtest})
+    path = tmp / "params.yaml"
+    path.write_text(yaml.safe_dump(params))
+    return path
+
+
+def run_loadtest(
+    url: str, params: Path, out: Path, data: Path
+) -> tuple[subprocess.CompletedProcess[str], dict[str, Any]]:
+    done = subprocess.run(
+        [sys.executable, "-m", "modelops.bench.serve", "loadtest", "--host", url,
+         "--params", str(params), "--data", str(data), "--out", str(out), "--run-time-s", "4"],
+        capture_output=True, text=True, timeout=120, cwd=ROOT,
+    )  # fmt: skip
+    return done, json.loads(out.read_text())
+
+
+def test_loadtest_passes_on_a_healthy_service(
+    service: ServiceProcess, tmp_path: Path, trained_model: dict[str, Any]
+) -> None:
+    params = loadtest_params(tmp_path, max_p99_ms=1000)
+    done, summary = run_loadtest(
+        service.url, params, tmp_path / "lt.json", Path(trained_model["test_path"])
+    )
+    assert done.returncode == 0, done.stderr
+    assert summary["passed"] and summary["reasons"] == []
+    assert summary["requests"] >= 30 and summary["failures"] == 0
+    assert 0 < summary["p50_ms"] <= summary["p99_ms"] <= 1000
+
+
+def test_loadtest_fails_over_the_p99_limit(
+    service: ServiceProcess, tmp_path: Path, trained_model: dict[str, Any]
+) -> None:
+    params = loadtest_params(tmp_path, max_p99_ms=0.001)
+    done, summary = run_loadtest(
+        service.url, params, tmp_path / "lt.json", Path(trained_model["test_path"])
+    )
+    assert done.returncode == 1
+    assert not summary["passed"]
+    assert any("serve.loadtest.max_p99_ms 0.001" in r for r in summary["reasons"])
+    assert "load test failed" in done.stderr
+
+
+def test_loadtest_fails_on_any_error(trained_model: dict[str, Any], tmp_path: Path) -> None:
+    """A service that takes at most 5 records refuses the locustfile's 10-record batches."""
+    env = {"MODELOPS_PREDICTION_LOG": "", "MODELOPS_MAX_BATCH_ROWS": "5"}
+    params = loadtest_params(tmp_path, max_p99_ms=1000)
+    with ServiceProcess(model=trained_model["model_dir"], env=env) as small:
+        done, summary = run_loadtest(
+            small.url, params, tmp_path / "lt.json", Path(trained_model["test_path"])
+        )
+    assert done.returncode == 1
+    assert summary["failures"] > 0 and summary["error_rate"] > 0
+    assert any(r.startswith("error rate") for r in summary["reasons"])
+
+
+def test_bench_serve_compares_both_servers(trained_model: dict[str, Any], tmp_path: Path) -> None:
+    out = tmp_path / "serve.json"
+    done = subprocess.run(
+        [sys.executable, "-m", "modelops.bench.serve", "bench",
+         "--model", str(trained_model["model_dir"]), "--data", str(trained_model["test_path"]),
+         "--out", str(out), "--seconds", "2", "--warmup", "1", "--concurrency", "4",
+         "--rows", "20", "--workers", "1"],
+        capture_output=True, text=True, timeout=300, cwd=ROOT,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr[-3000:]
+    result = json.loads(out.read_text())
+    runs = {(r["server"], r["route"]): r for r in result["runs"]}
+    assert set(runs) == {("ours", "/predict"), ("ours", "/invocations"), ("mlflow", "/invocations")}
+    for run in runs.values():
+        assert run["requests"] > 0 and run["errors"] == 0
+        assert 0 < run["p50_ms"] <= run["p99_ms"]
+    ratio = result["ratio_ours_to_mlflow"]["/invocations c=4"]
+    expected = (
+        runs[("ours", "/invocations")]["requests_per_s"]
+        / runs[("mlflow", "/invocations")]["requests_per_s"]
+    )
+    assert ratio == pytest.approx(expected, rel=0.01)
+    assert ratio > 3  # even on a busy machine the gap is an order of magnitude or more
+    assert "| mlflow | /invocations | 4 |" in done.stdout
