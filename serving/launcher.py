@@ -6,7 +6,8 @@ created with proto 0, so asyncio skips the option and keep-alive requests wait ~
 delayed ACKs) and (b) lets whichever worker wakes first take the connections, so a load
 generator's persistent connections can all land on one worker. Here every worker binds its
 own SO_REUSEPORT socket created with IPPROTO_TCP: the kernel spreads new connections over the
-workers, and accepted sockets get TCP_NODELAY.
+workers, and accepted sockets get TCP_NODELAY (uvloop, the loop used here, sets it on any TCP
+socket; the proto keeps that true on asyncio's loop too).
 
 The launcher also resolves the model once (a registry URI is exported to a local folder
 before the workers start), points prometheus_client's multiprocess mode at a fresh folder so

@@ -37,6 +37,9 @@ class ServeSettings(BaseSettings):
     max_body_bytes: int = Field(1_000_000, ge=1024)
     fast_path: bool = Field(True, description="ONNX/numpy predictor; False forces sklearn")
     metrics_dir: Path | None = Field(None, description="prometheus multiprocess folder")
+    metrics_flush_seconds: float = Field(
+        1.0, gt=0.0, le=60.0, description="how often tallied counters reach /metrics"
+    )
     graceful_timeout_seconds: float = Field(20.0, gt=0.0)
     access_log: bool = False
     log_level: str = "info"

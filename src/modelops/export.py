@@ -85,7 +85,8 @@ def _identity(model_uri: str) -> tuple[str, str, str, str]:
         raise RegistryError(
             f"{model_uri}: not found in the registry at {_tracking_uri()} ({error.message}); "
             "see its versions and aliases in the MLflow UI (`modelops where`), or give "
-            "models:/<name>/<version>"
+            "models:/<name>/<version> (before the first deploy there is no champion yet: "
+            "use the challenger)"
         ) from error
     run_id = mv.run_id or ""
     commit = (mv.tags or {}).get("git_commit") or (_run_commit(client, run_id) if run_id else "")

@@ -57,6 +57,7 @@ def two_workers(
     tmp = tmp_path_factory.mktemp("two-workers")
     env = {
         "MODELOPS_METRICS_DIR": str(tmp / "metrics"),
+        "MODELOPS_METRICS_FLUSH_SECONDS": "0.2",
         "MODELOPS_PREDICTION_LOG": str(tmp / "predictions.jsonl"),
     }
     service = ServiceProcess(
@@ -74,6 +75,7 @@ def test_two_workers_share_connections_and_one_metrics_view(
     with httpx.Client(limits=httpx.Limits(max_keepalive_connections=0)) as client:
         for _ in range(120):  # a new connection each time: the kernel picks a worker
             assert client.post(f"{service.url}/predict", json=example).status_code == 200
+    time.sleep(0.6)  # each worker applies its tallied counts every 0.2 s
     per_pid: dict[str, float] = {}
     for file in (tmp / "metrics").glob("counter_*.db"):
         merged = multiprocess.MultiProcessCollector.merge([str(file)], accumulate=False)
