@@ -1,5 +1,8 @@
 """The FastAPI app factory: routes, OpenAPI built from the model's schema, lifespan.
 
+The two scoring routes are bare ASGI apps (serving.endpoints) documented by serving.openapi;
+/health, /ready, /ping, /version and /metrics are ordinary FastAPI routes.
+
 `create_app()` reads ServeSettings from the environment (MODELOPS_*), reads the model card
 (signature, reference, example) so the OpenAPI page is complete at once, and loads the
 model itself in the background at startup: /health answers while it loads, /ready only once

@@ -7,6 +7,7 @@ deserialized; `load_pipeline` then loads the fitted sklearn pipeline.
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import math
 import tempfile
@@ -85,10 +86,13 @@ def resolve_model_dir(source: str, workdir: Path | None = None) -> Path:
                 "by `modelops train` or `modelops export-model`, or a models:/ URI"
             )
         return path
-    try:
-        from modelops.export import export_model
-    except ImportError as error:  # pragma: no cover - the image carries a local folder
-        raise ModelLoadError(f"loading {source} needs mlflow installed ({error})") from error
+    if importlib.util.find_spec("mlflow") is None:
+        raise ModelLoadError(
+            f"loading {source} needs mlflow, which this environment (the service image) does "
+            "not have: bake the model in with `modelops export-model` and serve the folder"
+        )
+    from modelops.export import export_model
+
     target = (workdir or Path(tempfile.mkdtemp(prefix="modelops-model-"))) / "model"
     export_model(source, target)
     return target

@@ -131,6 +131,13 @@ def test_the_image_start_command_serves_the_exported_model(
     no_mlflow = subprocess.run([str(venv / "bin" / "python"), "-c", "import mlflow"],
                                capture_output=True)  # fmt: skip
     assert no_mlflow.returncode != 0  # the image serves without the pipeline's packages
+    uri = "models:/credit-scoring@champion"
+    registry = subprocess.run(
+        [str(venv / "bin" / "python"), "-m", "serving", "--model", uri],
+        capture_output=True, text=True, cwd=tmp_path,
+    )  # fmt: skip
+    assert registry.returncode == 1
+    assert "needs mlflow" in registry.stderr and "modelops export-model" in registry.stderr
 
     # the model: exported from the tracking store, copied where COPY ${MODEL_DIR} puts it
     app = tmp_path / "app"

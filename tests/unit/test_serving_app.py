@@ -360,3 +360,33 @@ def test_a_fork_with_other_features_needs_no_serving_change(
         old = client.post("/predict", json=records_of(test_features.head(1)))
         assert old.status_code == 422
         assert {e["loc"][-1] for e in old.json()["errors"]} == {"Price", "Job"}
+
+
+def test_a_client_that_disconnects_mid_body_gets_nothing(model_dir: Path, tmp_path: Path) -> None:
+    import asyncio
+
+    from serving.endpoints import ScoringEndpoint
+    from serving.metrics import ServiceMetrics
+    from serving.service import ScoringService
+
+    settings = settings_for(model_dir, tmp_path)
+    service = ScoringService(read_card(model_dir), settings, ServiceMetrics())
+    service.load()
+    messages = iter(
+        [
+            {"type": "http.request", "body": b'{"Age"', "more_body": True},
+            {"type": "http.disconnect"},
+        ]
+    )
+    sent: list[dict[str, Any]] = []
+
+    async def receive() -> dict[str, Any]:
+        return next(messages)
+
+    async def send(message: dict[str, Any]) -> None:
+        sent.append(message)
+
+    scope = {"type": "http", "headers": [(b"content-type", b"application/json")]}
+    asyncio.run(ScoringEndpoint(service, settings, "/predict", mlflow=False)(scope, receive, send))
+    assert sent == []
+    assert sum(service.drift.score.counts) == 0  # nothing was scored
