@@ -103,6 +103,8 @@ def test_bench_serve_compares_both_servers(trained_model: dict[str, Any], tmp_pa
     for run in runs.values():
         assert run["requests"] > 0 and run["errors"] == 0
         assert 0 < run["p50_ms"] <= run["p99_ms"]
+    assert runs[("ours", "/predict")]["worker_shares"] == [1.0]  # one worker: all of it
+    assert runs[("mlflow", "/invocations")]["worker_shares"] is None
     ratio = result["ratio_ours_to_mlflow"]["/invocations c=4"]
     expected = (
         runs[("ours", "/invocations")]["requests_per_s"]
@@ -110,4 +112,4 @@ def test_bench_serve_compares_both_servers(trained_model: dict[str, Any], tmp_pa
     )
     assert ratio == pytest.approx(expected, rel=0.01)
     assert ratio > 3  # even on a busy machine the gap is an order of magnitude or more
-    assert "| mlflow | /invocations | 4 |" in done.stdout
+    assert "| mlflow | /invocations | 4 |" in done.stdout and "| 100% |" in done.stdout

@@ -26,6 +26,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -66,6 +67,7 @@ class Run:
     p99_ms: float
     max_ms: float
     errors: int
+    worker_shares: list[float] | None = None  # ours: each worker's share of the requests
 
 
 def sample_rows(data: Path, params_path: Path, n: int, seed: int = 0) -> list[dict[str, Any]]:
@@ -145,7 +147,12 @@ def bench(args: argparse.Namespace) -> dict[str, Any]:
     load_before = os.getloadavg()
     with tempfile.TemporaryDirectory(prefix="bench-serve-") as tmp:
         folder = Path(tmp)
-        ours_env = {**env, "MODELOPS_PREDICTION_LOG": str(folder / "predictions.jsonl")}
+        ours_env = {
+            **env,
+            "MODELOPS_PREDICTION_LOG": str(folder / "predictions.jsonl"),
+            "MODELOPS_METRICS_DIR": str(folder / "metrics"),
+            "MODELOPS_METRICS_FLUSH_SECONDS": "0.2",
+        }
         ours_cmd = [sys.executable, "-m", "serving", "--model", str(args.model),
                     "--port", str(ours_port), "--workers", str(args.workers)]  # fmt: skip
         mlflow_cmd = [str(bin_dir / "mlflow"), "models", "serve", "-m", str(args.model),
@@ -171,11 +178,39 @@ def bench(args: argparse.Namespace) -> dict[str, Any]:
                 for concurrency in args.concurrency:
                     print(f"{name} {route} c={concurrency} ...", flush=True)
                     run_wrk(base + route, scripts[route], concurrency, args.warmup, args.threads)
+                    before = requests_per_worker(folder / "metrics", route)
                     raw = run_wrk(base + route, scripts[route], concurrency, args.seconds,
                                   args.threads)  # fmt: skip
                     runs.append(to_run(name, route, concurrency, raw))
+                    if name == "ours":
+                        runs[-1].worker_shares = shares(before, folder / "metrics", route)
                     print(f"  {runs[-1]}", flush=True)
     return summarize(runs, args, load_before)
+
+
+def requests_per_worker(metrics_dir: Path, route: str) -> dict[str, float]:
+    """Requests each of our workers has counted on `route` (its own multiprocess file)."""
+    from prometheus_client import multiprocess
+
+    time.sleep(0.5)  # workers apply their tallied counters every 0.2 s
+    counts = {}
+    for file in sorted(metrics_dir.glob("counter_*.db")):
+        merged = multiprocess.MultiProcessCollector.merge([str(file)], accumulate=False)
+        counts[file.name] = sum(
+            s.value
+            for metric in merged
+            for s in metric.samples
+            if s.name == "modelops_http_requests_total" and s.labels.get("route") == route
+        )
+    return counts
+
+
+def shares(before: dict[str, float], metrics_dir: Path, route: str) -> list[float]:
+    """Each worker's share of the requests of the last run (SO_REUSEPORT spreads them)."""
+    after = requests_per_worker(metrics_dir, route)
+    delta = [after[k] - before.get(k, 0.0) for k in sorted(after)]
+    total = sum(delta) or 1.0
+    return [round(d / total, 3) for d in delta]
 
 
 def same_answers(ours: str, mlflow: str, rows: list[dict[str, Any]]) -> None:
@@ -226,13 +261,14 @@ def summarize(runs: list[Run], args: argparse.Namespace, load_before: Any) -> di
 
 def table(result: dict[str, Any]) -> str:
     lines = [
-        "| server | route | concurrency | requests/s | p50 ms | p99 ms | errors |",
-        "|---|---|---:|---:|---:|---:|---:|",
+        "| server | route | concurrency | requests/s | p50 ms | p99 ms | errors | worker split |",
+        "|---|---|---:|---:|---:|---:|---:|---|",
     ]
     for r in result["runs"]:
+        split = "/".join(f"{share:.0%}" for share in r["worker_shares"] or []) or "n/a"
         lines.append(
             f"| {r['server']} | {r['route']} | {r['concurrency']} | {r['requests_per_s']:,.0f} "
-            f"| {r['p50_ms']:.2f} | {r['p99_ms']:.2f} | {r['errors']} |"
+            f"| {r['p50_ms']:.2f} | {r['p99_ms']:.2f} | {r['errors']} | {split} |"
         )
     ratios = ", ".join(f"{k}: {v}x" for k, v in result["ratio_ours_to_mlflow"].items())
     return "\n".join([*lines, "", f"ours / mlflow: {ratios}"])
