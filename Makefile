@@ -98,3 +98,27 @@ bench-serve: setup ## Ours vs `mlflow models serve` on BENCH_MODEL (wrk, c=10/10
 
 loadtest: setup ## Locust vs the service at SERVE_URL (params serve.loadtest) -> bench/results/loadtest.json
 	python -m modelops.bench.serve loadtest --host $(SERVE_URL) --out bench/results/loadtest.json
+
+# CI workflows (.github/README.md): each target is one workflow step and runs the same here.
+.PHONY: ci ci-pipeline data-push ci-register pr-comment
+OUTPUTS ?= build/registered.env
+BASE_REF ?= main
+BASE_LABEL ?= $(BASE_REF)
+export BASE_REF BASE_LABEL
+ci: ## What CI's test job runs (.ci/run): system packages, setup, the whole test suite
+	bash .ci/run
+
+# </dev/null: never wait for an answer (act and some CI runners give steps a terminal, and DVC
+# asks before it re-creates outputs whose cache is missing; with no answer it goes on).
+ci-pipeline: setup ## dvc pull with the run cache (an empty remote is fine), then dvc repro
+	dvc pull --run-cache --allow-missing </dev/null
+	dvc repro --pull </dev/null
+
+data-push: setup ## dvc push the pipeline outputs and the run cache to the DVC remote
+	dvc push --run-cache </dev/null
+
+ci-register: setup ## make register, then model_name/version/created/model_uri lines -> OUTPUTS
+	modelops register --outputs "$(OUTPUTS)"
+
+pr-comment: setup ## PR report vs BASE_REF (metrics and params diff, gate, curves) -> build/pr-comment.md
+	modelops pr-comment --base-ref "$$BASE_REF" --base-label "$$BASE_LABEL" --out build/pr-comment.md

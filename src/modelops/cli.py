@@ -169,6 +169,10 @@ def gate(
 def register(
     run_file: Annotated[Path, typer.Option(help="run.json from train")] = Path("models/run.json"),
     gate_report: Annotated[Path, typer.Option(help="gate report JSON")] = Path("reports/gate.json"),
+    outputs: Annotated[
+        Path | None,
+        typer.Option(help="append model_name=, version=, created=, model_uri= ($GITHUB_OUTPUT)"),
+    ] = None,
     params: ParamsOption = DEFAULT_PARAMS,
 ) -> None:
     """Register the gated model as a new version with alias `challenger` (idempotent)."""
@@ -210,6 +214,13 @@ def register(
     )
     state = "registered" if created else "already registered (nothing new)"
     typer.echo(f"{ref.name} version {ref.version} {state}; alias '{CHALLENGER}' -> {ref.version}")
+    if outputs is not None:
+        outputs.parent.mkdir(parents=True, exist_ok=True)
+        with outputs.open("a") as handle:
+            handle.write(
+                f"model_name={ref.name}\nversion={ref.version}\n"
+                f"created={str(created).lower()}\nmodel_uri={ref.uri}\n"
+            )
 
 
 @app.command()
@@ -319,6 +330,31 @@ def export_model(
         f"commit {info.git_commit}) -> {out}\n"
         f"docker build {info.build_args(out)} --build-arg GIT_COMMIT={info.git_commit} ."
     )
+
+
+@app.command("pr-comment")
+def pr_comment(
+    base_ref: Annotated[
+        str, typer.Option(help="git revision to compare with: the PR's base commit or branch")
+    ] = "main",
+    out: Annotated[Path, typer.Option(help="markdown file to write (the comment body)")] = Path(
+        "build/pr-comment.md"
+    ),
+    base_label: Annotated[
+        str | None, typer.Option(help="name shown for the base (default: --base-ref)")
+    ] = None,
+    run_url: Annotated[
+        str | None, typer.Option(help="link to the CI run (default: from GITHUB_* variables)")
+    ] = None,
+) -> None:
+    """Pull-request report: metrics and params diff against the base, gate verdict, curves."""
+    from modelops.report import collect, run_url_from_env, write
+
+    report = collect(
+        Path.cwd(), base_ref, base_label=base_label, run_url=run_url or run_url_from_env()
+    )
+    write(report, out)
+    typer.echo(f"{report.verdict.headline} (vs {report.base_label}) -> {out}")
 
 
 def main() -> None:
