@@ -92,13 +92,19 @@ def test_bench_serve_compares_both_servers(trained_model: dict[str, Any], tmp_pa
     done = subprocess.run(
         [sys.executable, "-m", "modelops.bench.serve", "bench",
          "--model", str(trained_model["model_dir"]), "--data", str(trained_model["test_path"]),
-         "--out", str(out), "--seconds", "2", "--warmup", "1", "--concurrency", "4",
-         "--rows", "20", "--workers", "1"],
+         "--out", str(out), "--seconds", "1", "--warmup", "1", "--concurrency", "4",
+         "--repeat", "2", "--rows", "20", "--workers", "1"],
         capture_output=True, text=True, timeout=300, cwd=ROOT,
     )  # fmt: skip
     assert done.returncode == 0, done.stderr[-3000:]
     result = json.loads(out.read_text())
     runs = {(r["server"], r["route"]): r for r in result["runs"]}
+    assert len(result["every_run"]) == 6  # 2 interleaved rounds of 3; the slower one reported
+    for key, run in runs.items():
+        both = [
+            r["requests_per_s"] for r in result["every_run"] if (r["server"], r["route"]) == key
+        ]
+        assert run["requests_per_s"] == min(both)
     assert set(runs) == {("ours", "/predict"), ("ours", "/invocations"), ("mlflow", "/invocations")}
     for run in runs.values():
         assert run["requests"] > 0 and run["errors"] == 0
