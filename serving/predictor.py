@@ -4,7 +4,8 @@ the pipeline itself as the reference and the fallback.
 The fast path replays the pipeline's preprocessing (imputation, scaling, one-hot encoding)
 with numpy on the validated records, without building a DataFrame, and scores with
   - HistGradientBoostingClassifier: its trees rebuilt as one ONNX TreeEnsembleRegressor with
-    double thresholds, run by onnxruntime on one thread, then the same `expit` sklearn uses;
+    double thresholds and leaf values (the op returns the raw score as float32: about 1e-8 on
+    the probability), run by onnxruntime on one thread, then the same `expit` sklearn uses;
   - LogisticRegression: the same dot product and `expit` as sklearn, in numpy.
 `build_predictor` checks the fast path against `pipeline.predict_proba` on probe rows that
 cover every reference bin, every known category, missing values and an unseen category, and

@@ -6,8 +6,8 @@
 
 `bench` starts both servers on the same model folder with 2 workers each, drives each with
 wrk (1-row requests sampled from the real test split, concurrency 10 and 100), and writes
-requests/s and p50/p99 per server and route (the median of --repeat interleaved rounds), the
-ratios, and the goals met. Our /invocations
+requests/s and p50/p99 per server and route (each the median over --repeat interleaved
+rounds), the ratios, and the goals met. Our /invocations
 takes the same request bodies as MLflow's, so that pair is the like-for-like comparison;
 /predict (our native route) is reported next to it.
 
@@ -33,6 +33,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import numpy as np
 
 GOALS = {"ours_rps_c100": 3500.0, "ours_p99_ms_c10": 10.0, "ratio_vs_mlflow": 40.0}
 WRK_MARK = "WRKJSON "
@@ -191,15 +192,29 @@ def bench(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def median_runs(runs: list[Run]) -> list[Run]:
-    """Per server, route and concurrency, the round with the median requests/s (this machine
-    is shared: single runs swing by tens of percent)."""
+    """Per server, route and concurrency, the median of each figure over the rounds (this
+    machine is shared: single runs swing by tens of percent); errors are summed."""
     groups: dict[tuple[str, str, int], list[Run]] = {}
     for run in runs:
         groups.setdefault((run.server, run.route, run.concurrency), []).append(run)
-    return [
-        sorted(group, key=lambda r: r.requests_per_s)[(len(group) - 1) // 2]
-        for group in groups.values()
-    ]
+    out = []
+    for (server, route, concurrency), group in groups.items():
+        by_rate = sorted(group, key=lambda r: r.requests_per_s)[(len(group) - 1) // 2]
+        out.append(
+            Run(
+                server=server,
+                route=route,
+                concurrency=concurrency,
+                requests=sum(r.requests for r in group),
+                requests_per_s=by_rate.requests_per_s,
+                p50_ms=float(np.median([r.p50_ms for r in group])),
+                p99_ms=float(np.median([r.p99_ms for r in group])),
+                max_ms=max(r.max_ms for r in group),
+                errors=sum(r.errors for r in group),
+                worker_shares=by_rate.worker_shares,
+            )
+        )
+    return out
 
 
 def requests_per_worker(metrics_dir: Path, route: str) -> dict[str, float]:
