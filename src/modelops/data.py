@@ -27,13 +27,17 @@ def read_raw(path: str | Path) -> pd.DataFrame:
 
 
 def coerce_features(frame: pd.DataFrame, data: DataParams) -> pd.DataFrame:
-    """Return the feature columns with model dtypes: float64 numerics, object categoricals."""
+    """Return the feature columns with model dtypes: float64 numerics, object categoricals.
+
+    Every missing categorical (None or NaN) becomes NaN, the one marker the imputer fills, so
+    a value missing at training time and one missing at serving time land in the same category.
+    """
     out = pd.DataFrame(index=frame.index)
     for column in data.numeric_features:
         out[column] = frame[column].astype("float64")
     for column in data.categorical_features:
         values = frame[column].astype("object")
-        out[column] = values.where(values.notna(), None)
+        out[column] = values.where(values.notna(), np.nan)
     return out
 
 
