@@ -123,6 +123,44 @@ class DriftParams(_Section):
         return self
 
 
+class CanaryParams(_Section):
+    """The canary controller: traffic steps, analysis interval, thresholds, failure handling.
+
+    Every knob is read from here and passed down; tests and the local rehearsal pass a copy
+    with short intervals (`params.canary.model_copy(update={...})`).
+    """
+
+    steps: list[int] = Field(default_factory=lambda: [5, 25, 50, 100], min_length=1)
+    interval_seconds: float = Field(60.0, gt=0)
+    min_requests: int = Field(50, ge=1)
+    min_score_rows: int = Field(500, ge=1)
+    max_error_rate: float = Field(0.01, ge=0, le=1)
+    max_p99_ratio: float = Field(1.5, ge=1)
+    p99_slack_ms: float = Field(25.0, ge=0)
+    max_p99_ms: float = Field(200.0, gt=0)
+    max_score_psi: float = Field(0.25, gt=0)
+    failure_threshold: int = Field(2, ge=1)
+    progress_deadline_seconds: float = Field(600.0, gt=0)
+    rollback_attempts: int = Field(5, ge=1)
+    rollback_retry_seconds: float = Field(10.0, ge=0)
+    smoke_requests: int = Field(5, ge=1)
+    prometheus_url: str = "http://127.0.0.1:9090"
+    query_timeout_seconds: float = Field(10.0, gt=0)
+
+    @model_validator(mode="after")
+    def _check_steps(self) -> CanaryParams:
+        if any(not 1 <= step <= 100 for step in self.steps):
+            raise ValueError(f"canary.steps {self.steps}: every step is a percent from 1 to 100")
+        if any(b <= a for a, b in zip(self.steps, self.steps[1:], strict=False)):
+            raise ValueError(f"canary.steps {self.steps}: list the percents in rising order")
+        if self.progress_deadline_seconds < self.interval_seconds:
+            raise ValueError(
+                "canary.progress_deadline_seconds must be at least interval_seconds "
+                "(a step needs one full interval to be judged)"
+            )
+        return self
+
+
 class Params(BaseModel):
     """The whole of params.yaml. Unknown top-level sections are kept for later issues."""
 
@@ -137,6 +175,7 @@ class Params(BaseModel):
     register_: RegisterParams = Field(RegisterParams(), alias="register")
     serve: ServeParams = ServeParams()
     drift: DriftParams = DriftParams()
+    canary: CanaryParams = CanaryParams()
 
 
 def load_params(path: str | Path = "params.yaml") -> Params:
