@@ -14,10 +14,11 @@ class TrackingSettings(BaseSettings):
     """Where runs and models go. Defaults need no server: SQLite file + local artifact folder.
 
     Override with MLFLOW_TRACKING_URI (e.g. http://mlflow:5000 or postgresql://...),
-    MLFLOW_EXPERIMENT_NAME and MLFLOW_ARTIFACT_ROOT.
+    MLFLOW_EXPERIMENT_NAME and MLFLOW_ARTIFACT_ROOT. An empty variable (as a CI workflow sets
+    for an unset repository variable) counts as unset.
     """
 
-    model_config = SettingsConfigDict(env_prefix="MLFLOW_", extra="ignore")
+    model_config = SettingsConfigDict(env_prefix="MLFLOW_", extra="ignore", env_ignore_empty=True)
 
     tracking_uri: str = "sqlite:///mlflow.db"
     experiment_name: str = "credit-scoring"
@@ -32,12 +33,18 @@ def connect(settings: TrackingSettings) -> str:
     experiment = mlflow.get_experiment_by_name(settings.experiment_name)
     if experiment is not None:
         return str(experiment.experiment_id)
-    location = None
-    if "://" not in settings.artifact_root:
-        location = Path(settings.artifact_root).resolve().as_uri()
-    elif not settings.tracking_uri.startswith(("http://", "https://")):
-        location = settings.artifact_root
+    location = artifact_location(settings)
     return str(mlflow.create_experiment(settings.experiment_name, artifact_location=location))
+
+
+def artifact_location(settings: TrackingSettings) -> str | None:
+    """Where a new experiment keeps artifacts; None lets a tracking server choose (it proxies
+    or knows its bucket). A local folder is made absolute so runs from any directory agree."""
+    if settings.tracking_uri.startswith(("http://", "https://")):
+        return settings.artifact_root if "://" in settings.artifact_root else None
+    if "://" in settings.artifact_root:
+        return settings.artifact_root
+    return Path(settings.artifact_root).resolve().as_uri()
 
 
 def file_md5(path: str | Path) -> str:
