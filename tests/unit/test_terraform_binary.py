@@ -31,6 +31,11 @@ from modelops.deploy import gitops
 from modelops.deploy.router import CommandResult, RouterError, TerraformRouter, run_command
 from modelops.errors import ModelopsError
 
+# Deselected from the default run (pyproject addopts): .ci/run cannot install terraform here
+# (no package registry carries it), so `make tf-check` runs them where terraform is installed,
+# as ci.yml's terraform job does with hashicorp/setup-terraform.
+pytestmark = pytest.mark.terraform_binary
+
 TERRAFORM_DIR = Path(__file__).resolve().parents[2] / "infra" / "terraform"
 ENV = TERRAFORM_DIR / "envs" / "staging"
 MODULE = TERRAFORM_DIR / "modules" / "model-service"
