@@ -23,3 +23,7 @@ class Refused(ModelopsError):
 
 class RouterError(ModelopsError, RuntimeError):
     """Traffic was not moved: an invalid split, or the router failed; the previous state stands."""
+
+
+class MetricsError(ModelopsError, RuntimeError):
+    """A metrics query failed (Prometheus unreachable, query refused, unexpected answer)."""

@@ -80,3 +80,49 @@ def tag_version(name: str, version: str, tags: dict[str, str]) -> None:
     client = _client()
     for key, value in tags.items():
         client.set_model_version_tag(name, version, key, value)
+
+
+# Deploy bookkeeping: which image carries a version, who was champion before, rejections.
+IMAGE = "image"  # model-version tag: the image (pinned by digest) that serves this version
+PREVIOUS_CHAMPION = "previous_champion"  # model-version tag: champion before this one
+REJECTED = "rejected"  # model-version tag: why a canary of this version was rolled back
+
+
+def version_tags(name: str, version: str) -> dict[str, str]:
+    """Tags of one model version; RegistryError naming the version when it does not exist."""
+    from mlflow.exceptions import MlflowException
+
+    from modelops.errors import RegistryError
+
+    try:
+        mv = _client().get_model_version(name, version)
+    except MlflowException as error:
+        if _not_found(error):
+            raise RegistryError(
+                f"models:/{name}/{version} is not in the registry at {_tracking_uri()}: check "
+                "the model name and version (and MLFLOW_TRACKING_URI)"
+            ) from None
+        raise
+    return dict(mv.tags or {})
+
+
+def move_champion(name: str, version: str) -> str | None:
+    """Point `champion` at `version`, recording the one it replaces on `version`.
+
+    Idempotent: when `version` already is champion nothing changes (its record stays).
+    Returns the previous champion's version (None on a first deploy).
+    """
+    current = version_by_alias(name, CHAMPION)
+    version_tags(name, version)  # the version must exist before anything moves
+    if current is not None and current.version == version:
+        return version_tags(name, version).get(PREVIOUS_CHAMPION)
+    if current is not None:
+        tag_version(name, version, {PREVIOUS_CHAMPION: current.version})
+    set_alias(name, CHAMPION, version)
+    return None if current is None else current.version
+
+
+def _tracking_uri() -> str:
+    import mlflow
+
+    return str(mlflow.get_tracking_uri())

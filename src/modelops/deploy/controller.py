@@ -1,0 +1,452 @@
+"""The canary controller: a small state machine that moves traffic step by step.
+
+    initializing -> progressing (step 0 .. n-1) -> promoting -> succeeded
+                         |                           |
+                         +------> rolling_back <-----+ (router failed) -> failed
+
+- initializing: record the images of both versions in the registry. A first deploy (no stable
+  version) runs the smoke test (/ready and a few predictions, a callable the caller gives) and
+  goes straight to promoting; a failed smoke test rolls back (nothing was moved).
+- progressing: per step, the router applies the canary weight, the controller waits one
+  interval and analyses it (see analysis.py). All checks passed: next step (after the last
+  one: promoting). A failed check counts one failure for that check; a check reaching
+  `canary.failure_threshold` failures in this release (counted in total over all steps, not
+  consecutively, so a flapping canary is caught too) rolls back. Failed below the threshold
+  or inconclusive: the step is analysed again, until `canary.progress_deadline_seconds`
+  after the step began; past it, the canary rolls back.
+- promoting: stable = the canary's image and version at 100 %, canary removed; then the
+  registry's `champion` alias moves (Promoter.promote).
+- rolling_back: stable back to 100 %, canary removed, retried `canary.rollback_attempts`
+  times (each failure logged as an error); if the router still fails, RollbackFailed is
+  raised and the state stays rolling_back for `resume()`. Then the version is tagged
+  `rejected` with the reason (Promoter.reject) and the phase is failed.
+
+The state is saved (atomically) after every transition and every analysis. `resume()` reads
+it and goes on: progressing re-applies the current step and keeps analysing (or rolls back if
+the step's deadline passed meanwhile); promoting and rolling_back repeat their actions, which
+are idempotent; succeeded and failed have nothing left to do.
+
+Time comes from `clock` (wall time, so it survives restarts) and waiting from `sleep`; both
+are injectable.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from modelops.config import Params
+from modelops.deploy.analysis import Analysis, analyse
+from modelops.deploy.gitops import TrafficSplit
+from modelops.deploy.metrics import MetricProvider
+from modelops.deploy.promoter import Promoter
+from modelops.deploy.report import write_prom, write_reports
+from modelops.deploy.router import Router
+from modelops.deploy.state import (
+    CanaryState,
+    Phase,
+    Release,
+    StateError,
+    StepRecord,
+    load_state,
+    save_state,
+)
+from modelops.errors import ModelopsError, RouterError
+
+__all__ = [
+    "CanaryController",
+    "Outcome",
+    "Phase",
+    "Release",
+    "RollbackFailed",
+    "SmokeTest",
+    "StateError",
+    "resume_canary",
+    "run_canary",
+]
+
+log = logging.getLogger(__name__)
+
+STATE_FILE = "canary-state.json"
+SmokeTest = Callable[[Release], None]  # raises (any exception) when the service is not fit
+
+
+class RollbackFailed(ModelopsError, RuntimeError):
+    """Traffic could not be put back on stable: a person must act (the message says how)."""
+
+
+class PromotionFailed(ModelopsError, RuntimeError):
+    """The canary passed, but recording the promotion failed; `resume()` finishes it."""
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """How a canary ended, and where its state and reports are."""
+
+    phase: Phase
+    release: Release
+    reason: str
+    state_file: Path
+    reports: dict[str, Path] = field(default_factory=dict)
+    analyses: int = 0
+    duration_s: float = 0.0
+
+    @property
+    def promoted(self) -> bool:
+        return self.phase == Phase.SUCCEEDED
+
+
+class CanaryController:
+    """Runs one release through the canary steps (see the module docstring)."""
+
+    def __init__(
+        self,
+        router: Router,
+        metrics: MetricProvider,
+        promoter: Promoter,
+        params: Params,
+        env: str,
+        state_file: Path,
+        report_dir: Path,
+        *,
+        smoke: SmokeTest | None = None,
+        sleep: Callable[[float], None] = time.sleep,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.router = router
+        self.metrics = metrics
+        self.promoter = promoter
+        self.params = params
+        self.env = env
+        self.state_file = Path(state_file)
+        self.report_dir = Path(report_dir)
+        self.smoke = smoke
+        self.sleep = sleep
+        self.clock = clock
+        self._applied = False  # has this process applied the current step yet?
+
+    # Entry points ---------------------------------------------------------------------------
+
+    def run(self, release: Release) -> Outcome:
+        """Start a canary of `release`. Refuses while another one's state is not finished."""
+        if self.state_file.exists():
+            previous = load_state(self.state_file)
+            if not previous.phase.terminal:
+                raise StateError(
+                    f"{self.state_file}: a canary of {previous.release.model_name} version "
+                    f"{previous.release.canary_version} is still {previous.phase.value}; finish "
+                    "it with resume() (`modelops canary --resume`) before starting another"
+                )
+        self._check_live_stable(release)
+        now = self.clock()
+        state = CanaryState(
+            release=release,
+            env=self.env,
+            steps=list(self.params.canary.steps),
+            started_at=now,
+        )
+        self._event(state, f"canary of {release.model_name} {release.canary_version} started")
+        return self._drive(state)
+
+    def resume(self) -> Outcome:
+        """Continue the canary saved in the state file (see the module docstring)."""
+        state = load_state(self.state_file)
+        if state.phase.terminal:
+            log.info("%s: canary already %s, nothing to do", self.state_file, state.phase.value)
+            return self._outcome(state)
+        self._event(state, f"resumed in phase {state.phase.value}")
+        self._applied = False
+        return self._drive(state)
+
+    # The machine ----------------------------------------------------------------------------
+
+    def _drive(self, state: CanaryState) -> Outcome:
+        handlers: dict[Phase, Callable[[CanaryState], None]] = {
+            Phase.INITIALIZING: self._initialize,
+            Phase.PROGRESSING: self._progress,
+            Phase.PROMOTING: self._promote,
+            Phase.ROLLING_BACK: self._roll_back,
+        }
+        try:
+            while not state.phase.terminal:
+                handlers[state.phase](state)
+        finally:
+            write_reports(state, self.report_dir, self.params)
+        return self._outcome(state)
+
+    def _initialize(self, state: CanaryState) -> None:
+        release = state.release
+        self.promoter.record_image(release.model_name, release.canary_version, release.canary_image)
+        if release.stable_version is not None and release.stable_image is not None:
+            self.promoter.record_image(
+                release.model_name, release.stable_version, release.stable_image
+            )
+        if not release.first_deploy:
+            state.step_index, state.step_started_at = 0, None
+            self._transition(state, Phase.PROGRESSING, "analysis starts at the first step")
+            return
+        if self.smoke is None:
+            raise ModelopsError(
+                "first deploy (no stable version): a smoke test is required before the model "
+                "goes to stable; pass smoke=... (the canary command does)"
+            )
+        try:
+            self.smoke(release)
+        except Exception as error:
+            self._transition(state, Phase.ROLLING_BACK, f"first deploy: smoke test failed: {error}")
+            return
+        self._transition(state, Phase.PROMOTING, "first deploy: smoke test passed")
+
+    def _progress(self, state: CanaryState) -> None:
+        c = self.params.canary
+        weight = state.steps[state.step_index]
+        if state.step_started_at is not None and self._past_deadline(state):
+            self._transition(state, Phase.ROLLING_BACK, self._deadline_reason(state))
+            return
+        if not self._applied:
+            try:
+                self.router.apply(state.release.canary_split(weight))
+            except RouterError as error:
+                reason = f"router failed to apply step {state.step_index + 1} ({weight}%): {error}"
+                self._transition(state, Phase.ROLLING_BACK, reason)
+                return
+            self._applied = True
+            now = self.clock()
+            if state.step_started_at is None:
+                state.step_started_at = now
+            state.weights.append((now, weight))
+            self._event(state, f"step {state.step_index + 1}/{len(state.steps)}: canary {weight}%")
+        self.sleep(c.interval_seconds)
+        now = self.clock()
+        offset = 0.0
+        if weight == 100:
+            # Stable gets no traffic now: compare with its last window before this step.
+            assert state.step_started_at is not None
+            offset = max(0.0, now - state.step_started_at)
+        analysis = analyse(self.metrics, self.params, self.env, c.interval_seconds, offset)
+        state.history.append(StepRecord(now, state.step_index, weight, analysis))
+        log.info(
+            "step %d (%d%%): %s - %s",
+            state.step_index + 1,
+            weight,
+            analysis.verdict,
+            analysis.summary(),
+        )
+        self._judge(state, analysis)
+
+    def _judge(self, state: CanaryState, analysis: Analysis) -> None:
+        c = self.params.canary
+        weight = state.steps[state.step_index]
+        for name in analysis.failed:
+            state.failures[name] = state.failures.get(name, 0) + 1
+        over = [n for n in analysis.failed if state.failures[n] >= c.failure_threshold]
+        if over:
+            why = "; ".join(
+                f"{n} failed {state.failures[n]} times (threshold {c.failure_threshold}): "
+                f"{analysis.check(n).message}"
+                for n in over
+            )
+            self._transition(state, Phase.ROLLING_BACK, f"at {weight}%: {why}")
+        elif analysis.verdict == "passed":
+            if state.step_index + 1 < len(state.steps):
+                state.step_index += 1
+                state.step_started_at = None
+                self._applied = False
+                self._save(state)
+            else:
+                self._transition(state, Phase.PROMOTING, f"all {len(state.steps)} steps passed")
+        elif self._past_deadline(state):
+            self._transition(state, Phase.ROLLING_BACK, self._deadline_reason(state))
+        else:
+            self._save(state)
+
+    def _promote(self, state: CanaryState) -> None:
+        release = state.release
+        try:
+            self._with_retries("apply the promoted split", lambda: self._apply_final(state))
+        except RouterError as error:
+            self._transition(state, Phase.ROLLING_BACK, f"promotion failed: {error}")
+            return
+        try:
+            self._with_retries(
+                "move champion",
+                lambda: self.promoter.promote(release.model_name, release.canary_version),
+            )
+        except Exception as error:
+            raise PromotionFailed(
+                f"{release.model_name} {release.canary_version} serves 100 % as stable, but the "
+                f"registry could not be updated ({error}); fix the registry connection and run "
+                f"`modelops canary --resume` (state: {self.state_file})"
+            ) from error
+        self._transition(state, Phase.SUCCEEDED, state.reason or "promoted", decided=True)
+
+    def _apply_final(self, state: CanaryState) -> None:
+        self.router.apply(state.release.promoted_split())
+        state.weights.append((self.clock(), 0))
+
+    def _roll_back(self, state: CanaryState) -> None:
+        release = state.release
+        if not release.first_deploy:
+            try:
+                self._with_retries("roll back", lambda: self._apply_stable(state))
+            except RouterError as error:
+                state.events.append(
+                    {"at": self.clock(), "phase": state.phase.value, "message": str(error)}
+                )
+                self._save(state)
+                split = release.stable_split()
+                raise RollbackFailed(
+                    f"ROLLBACK FAILED after {self.params.canary.rollback_attempts} attempts: "
+                    f"traffic may still go {state.weight}% to canary {release.canary_image}. "
+                    f"Last router error: {error}. Apply stable {split.stable_image} (model "
+                    f"{split.stable_model_version}) at 100 % now, or fix the router and run "
+                    f"`modelops canary --resume` (state: {self.state_file})"
+                ) from error
+        try:
+            self._with_retries(
+                "tag the version rejected",
+                lambda: self.promoter.reject(
+                    release.model_name, release.canary_version, state.reason
+                ),
+            )
+        except Exception as error:
+            raise RollbackFailed(
+                f"traffic is back on stable, but tagging {release.model_name} "
+                f"{release.canary_version} rejected failed ({error}); run "
+                f"`modelops canary --resume` (state: {self.state_file}) once the registry answers"
+            ) from error
+        self._transition(state, Phase.FAILED, state.reason, decided=True)
+
+    def _apply_stable(self, state: CanaryState) -> None:
+        self.router.apply(state.release.stable_split())
+        state.weights.append((self.clock(), 0))
+
+    # Helpers --------------------------------------------------------------------------------
+
+    def _with_retries(self, what: str, action: Callable[[], None]) -> None:
+        """Run `action`, retrying; every failure is logged as an error; the last one raises."""
+        c = self.params.canary
+        for attempt in range(1, c.rollback_attempts + 1):
+            try:
+                action()
+                return
+            except Exception as error:
+                log.error("%s: attempt %d/%d failed: %s", what, attempt, c.rollback_attempts, error)
+                if attempt == c.rollback_attempts:
+                    raise
+                self.sleep(c.rollback_retry_seconds)
+
+    def _past_deadline(self, state: CanaryState) -> bool:
+        if state.step_started_at is None:
+            return False
+        elapsed = self.clock() - state.step_started_at
+        return elapsed >= self.params.canary.progress_deadline_seconds
+
+    def _deadline_reason(self, state: CanaryState) -> str:
+        weight = state.steps[state.step_index]
+        last = next((r.analysis for r in reversed(state.history) if r.weight == weight), None)
+        detail = f"; last analysis: {last.summary()}" if last else ""
+        return (
+            f"step {state.step_index + 1} ({weight}%) not passed within "
+            f"{self.params.canary.progress_deadline_seconds:g}s{detail}"
+        )
+
+    def _check_live_stable(self, release: Release) -> None:
+        """The release's stable must be what the router says is live; else nothing moves."""
+        try:
+            live: TrafficSplit | None = self.router.current()
+        except RouterError:
+            if not release.first_deploy:
+                raise
+            live = None
+        if release.first_deploy or live is None:
+            return
+        if (live.stable_image, live.stable_model_version) != (
+            release.stable_image,
+            release.stable_version,
+        ):
+            raise ModelopsError(
+                f"the router says stable is {live.stable_image} (model "
+                f"{live.stable_model_version}), the release says {release.stable_image} (model "
+                f"{release.stable_version}): rollback would go to the wrong place; build the "
+                "release from the live state"
+            )
+
+    def _transition(
+        self, state: CanaryState, phase: Phase, reason: str, *, decided: bool = False
+    ) -> None:
+        log.info("%s -> %s: %s", state.phase.value, phase.value, reason)
+        if phase in (Phase.ROLLING_BACK, Phase.PROMOTING):
+            state.reason = reason
+        state.phase = phase
+        if decided:
+            state.decided_at = self.clock()
+        self._event(state, reason)
+
+    def _event(self, state: CanaryState, message: str) -> None:
+        state.events.append({"at": self.clock(), "phase": state.phase.value, "message": message})
+        self._save(state)
+
+    def _save(self, state: CanaryState) -> None:
+        save_state(self.state_file, state)
+        write_prom(state, self.report_dir / "canary.prom")
+
+    def _outcome(self, state: CanaryState) -> Outcome:
+        end = state.decided_at if state.decided_at is not None else self.clock()
+        return Outcome(
+            phase=state.phase,
+            release=state.release,
+            reason=state.reason,
+            state_file=self.state_file,
+            reports=reports_of(self.report_dir),
+            analyses=len(state.history),
+            duration_s=max(0.0, end - state.started_at) if state.started_at else math.nan,
+        )
+
+
+def reports_of(report_dir: Path) -> dict[str, Path]:
+    names = {"summary": "canary-summary.md", "metrics": "canary.prom", "timeline": "timeline.png"}
+    return {k: report_dir / v for k, v in names.items() if (report_dir / v).exists()}
+
+
+def run_canary(
+    release: Release,
+    router: Router,
+    metrics: MetricProvider,
+    promoter: Promoter,
+    params: Params,
+    env: str,
+    run_dir: Path,
+    **options: Any,
+) -> Outcome:
+    """The library entry point: run a canary with its state and reports in `run_dir`.
+
+    `options` go to CanaryController (smoke=, sleep=, clock=).
+    """
+    run_dir = Path(run_dir)
+    controller = CanaryController(
+        router, metrics, promoter, params, env, run_dir / STATE_FILE, run_dir, **options
+    )
+    return controller.run(release)
+
+
+def resume_canary(
+    router: Router,
+    metrics: MetricProvider,
+    promoter: Promoter,
+    params: Params,
+    run_dir: Path,
+    **options: Any,
+) -> Outcome:
+    """Resume the canary whose state is in `run_dir` (its environment comes from the state)."""
+    run_dir = Path(run_dir)
+    env = load_state(run_dir / STATE_FILE).env
+    controller = CanaryController(
+        router, metrics, promoter, params, env, run_dir / STATE_FILE, run_dir, **options
+    )
+    return controller.resume()
