@@ -393,6 +393,123 @@ def pr_comment(
     typer.echo(f"{report.verdict.headline} (vs {report.base_label}) -> {out}")
 
 
+@app.command("image-plan")
+def image_plan(
+    model_dir: Annotated[Path, typer.Option(help="folder written by export-model")] = Path(
+        "build/model"
+    ),
+    registry: Annotated[str, typer.Option(help="container registry host")] = "ghcr.io",
+    repository: Annotated[
+        str, typer.Option(help="owner/name ($GITHUB_REPOSITORY)", envvar="GITHUB_REPOSITORY")
+    ] = "",
+    commit: Annotated[
+        str, typer.Option(help="git commit of the code built ($GITHUB_SHA)", envvar="GITHUB_SHA")
+    ] = "",
+    outputs: Annotated[
+        Path | None, typer.Option(help="append image=, tags, build-args ($GITHUB_OUTPUT)")
+    ] = None,
+) -> None:
+    """Image name, tags (model version, git commit) and build arguments for an exported model."""
+    from modelops.deploy.image import plan_image
+
+    plan = plan_image(model_dir, registry, repository, commit)
+    if outputs is not None:
+        outputs.parent.mkdir(parents=True, exist_ok=True)
+        with outputs.open("a", encoding="utf-8") as handle:
+            handle.write(plan.to_outputs())
+    typer.echo("\n".join(plan.tags))
+
+
+@app.command("gitops-commit")
+def gitops_commit(
+    env_dir: Annotated[Path, typer.Option(help="infra/terraform/envs/<env>")],
+    reason: Annotated[str, typer.Option(help="why the state changed (commit subject)")],
+    push: Annotated[bool, typer.Option(help="push the commit to --remote/--branch")] = False,
+    remote: Annotated[str, typer.Option(help="git remote to push to")] = "origin",
+    branch: Annotated[str, typer.Option(help="branch that holds the desired state")] = "main",
+) -> None:
+    """Commit the environment's desired-state file if it changed (and push it)."""
+    from modelops.deploy.publish import publish_state
+    from modelops.report import run_url_from_env
+
+    done = publish_state(
+        env_dir, reason, push=push, remote=remote, branch=branch, run_url=run_url_from_env()
+    )
+    if done.commit is None:
+        typer.echo(f"{env_dir}: desired state unchanged, nothing to commit")
+    else:
+        where = f"pushed to {remote} {branch}" if done.pushed else "committed locally"
+        typer.echo(f"{env_dir}: desired state {where} ({done.commit[:12]})")
+
+
+@app.command("tag-image")
+def tag_image(
+    version: Annotated[str, typer.Option(help="model version the image serves")],
+    image: Annotated[str, typer.Option(help="the image, pinned by digest: host/repo@sha256:...")],
+    model_name: Annotated[
+        str | None, typer.Option(help="registered model (default: params register.model_name)")
+    ] = None,
+    params: ParamsOption = DEFAULT_PARAMS,
+) -> None:
+    """Record which image serves a model version (tag `image`; the canary sets it itself)."""
+    from modelops.deploy.gitops import IMAGE_PATTERN
+    from modelops.deploy.promoter import RegistryPromoter
+    from modelops.tracking import TrackingSettings
+
+    name = model_name or _params(params).register_.model_name
+    if not IMAGE_PATTERN.fullmatch(image):
+        raise Refused(
+            f"image {image!r} is not pinned by digest: use a reference like "
+            "ghcr.io/owner/repo@sha256:<64 hex> (the digest `docker push` printed)"
+        )
+    _use_registry(TrackingSettings().tracking_uri)
+    RegistryPromoter().record_image(name, version, image)
+    typer.echo(f"models:/{name}/{version}: image = {image}")
+
+
+@app.command()
+def rollback(
+    env_dir: Annotated[
+        Path,
+        typer.Option(help="terraform environment to roll back, e.g. infra/terraform/envs/staging"),
+    ],
+    model_name: Annotated[
+        str | None, typer.Option(help="registered model (default: params register.model_name)")
+    ] = None,
+    reason: Annotated[str, typer.Option(help="why; tagged on the version rolled back")] = (
+        "manual rollback"
+    ),
+    terraform: Annotated[str, typer.Option(help="terraform executable")] = "terraform",
+    params: ParamsOption = DEFAULT_PARAMS,
+) -> None:
+    """Move `champion` back to the previous champion and serve its image as stable at 100 %.
+
+    Traffic moves first (terraform apply of the environment's desired state), then the
+    registry alias; rerunning after a failure repeats both. Refuses when no previous
+    champion is recorded or its image is unknown (see `modelops tag-image`).
+    """
+    from modelops.deploy.promoter import rollback_champion, rollback_target
+    from modelops.deploy.router import TerraformRouter
+    from modelops.tracking import TrackingSettings
+
+    name = model_name or _params(params).register_.model_name
+    _use_registry(TrackingSettings().tracking_uri)
+    rollback_target(name)  # refuse before terraform runs when there is nowhere to go back to
+    router = TerraformRouter(env_dir, terraform=terraform)
+    result = rollback_champion(name, router, reason)
+    typer.echo(
+        f"{name}: champion {result.from_version} -> {result.to_version}; "
+        f"{env_dir} stable = {result.image} at 100 %, canary removed. "
+        f"Commit {env_dir}/deploy.auto.tfvars.json so git records the rollback."
+    )
+
+
+def _use_registry(tracking_uri: str) -> None:
+    import mlflow
+
+    mlflow.set_tracking_uri(tracking_uri)
+
+
 def main() -> None:
     """Entry point: turn refusals and known data/registry errors into one clear line."""
     try:
