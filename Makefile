@@ -143,3 +143,26 @@ monitor-logs: setup ## Copy the prediction logs (or a data sample) at LOGS_URL (
 monitor-drift: setup ## Drift of MONITOR_LOGS vs MONITOR_REFERENCE -> reports/drift, issue body -> build/drift-issue.md; verdict -> OUTPUTS
 	modelops drift --data $(MONITOR_LOGS) --reference "$$MONITOR_REFERENCE" --out-dir reports/drift --outputs "$(OUTPUTS)" --exit-zero
 	modelops drift-issue --report-dir reports/drift --out build/drift-issue.md --environment "$$MONITOR_ENV" --logs "$$LOGS_URL" --outputs "$(OUTPUTS)"
+
+# Deploy and rollback workflows (.github/README.md): one target per step. The model version,
+# image and environment come from the environment ("$$VAR"), never pasted into a command.
+.PHONY: deploy-export image-plan deploy-canary gitops-commit rollback-env
+DEPLOY_ENV ?= staging
+MODEL_VERSION ?= challenger
+IMAGE ?=
+REASON ?= manual change
+export DEPLOY_ENV MODEL_VERSION IMAGE REASON
+deploy-export: setup ## Export MODEL_VERSION (number or alias) from the registry to build/model
+	modelops export-model --model-uri "$$MODEL_VERSION" --out build/model --force
+
+image-plan: setup ## Image name, tags (model version, git commit) and build args for build/model -> OUTPUTS
+	modelops image-plan --model-dir build/model --outputs "$(OUTPUTS)"
+
+deploy-canary: setup ## Canary of MODEL_VERSION (IMAGE, by digest) in infra/terraform/envs/DEPLOY_ENV; reports -> build/canary
+	modelops canary --target "infra/terraform/envs/$$DEPLOY_ENV" --model-version "$$MODEL_VERSION" --image "$$IMAGE" --run-dir build/canary
+
+gitops-commit: setup ## Commit DEPLOY_ENV's desired-state file (if it changed) with REASON and push it to origin main
+	modelops gitops-commit --env-dir "infra/terraform/envs/$$DEPLOY_ENV" --reason "$$REASON" --push
+
+rollback-env: setup ## Roll DEPLOY_ENV back to the previous champion's image at 100% (modelops rollback)
+	modelops rollback --env-dir "infra/terraform/envs/$$DEPLOY_ENV" --reason "$$REASON"

