@@ -117,6 +117,7 @@ class CanaryController:
         smoke: SmokeTest | None = None,
         sleep: Callable[[float], None] = time.sleep,
         clock: Callable[[], float] = time.time,
+        plot: bool = True,
     ) -> None:
         self.router = router
         self.metrics = metrics
@@ -128,6 +129,7 @@ class CanaryController:
         self.smoke = smoke
         self.sleep = sleep
         self.clock = clock
+        self.plot = plot  # False: no timeline.png (matplotlib takes ~0.5 s per write)
         self._applied = False  # has this process applied the current step yet?
 
     # Entry points ---------------------------------------------------------------------------
@@ -176,7 +178,7 @@ class CanaryController:
             while not state.phase.terminal:
                 handlers[state.phase](state)
         finally:
-            write_reports(state, self.report_dir, self.params)
+            write_reports(state, self.report_dir, self.params, plot=self.plot)
         return self._outcome(state)
 
     def _initialize(self, state: CanaryState) -> None:
@@ -209,6 +211,11 @@ class CanaryController:
             self._transition(state, Phase.ROLLING_BACK, self._deadline_reason(state))
             return
         if not self._applied:
+            if state.step_started_at is None:
+                # Saved before the router moves: a controller killed during the apply and
+                # started again later still sees this step's deadline.
+                state.step_started_at = self.clock()
+                self._save(state)
             try:
                 self.router.apply(state.release.canary_split(weight))
             except RouterError as error:
@@ -216,10 +223,7 @@ class CanaryController:
                 self._transition(state, Phase.ROLLING_BACK, reason)
                 return
             self._applied = True
-            now = self.clock()
-            if state.step_started_at is None:
-                state.step_started_at = now
-            state.weights.append((now, weight))
+            state.weights.append((self.clock(), weight))
             self._event(state, f"step {state.step_index + 1}/{len(state.steps)}: canary {weight}%")
         self.sleep(c.interval_seconds)
         now = self.clock()
@@ -287,7 +291,7 @@ class CanaryController:
 
     def _apply_final(self, state: CanaryState) -> None:
         self.router.apply(state.release.promoted_split())
-        state.weights.append((self.clock(), 0))
+        state.weights.append((self.clock(), 100))  # all traffic on the new version
 
     def _roll_back(self, state: CanaryState) -> None:
         release = state.release

@@ -147,9 +147,9 @@ def render_prom(state: CanaryState) -> bytes:
     def gauge(name: str, doc: str, labels: list[str] | None = None) -> Gauge:
         return Gauge(name, doc, base + (labels or []), registry=reg)
 
-    gauge("modelops_canary_weight", "Canary traffic percent last applied").labels(*ids).set(
-        state.weight
-    )
+    gauge("modelops_canary_weight", "Percent of traffic on the release's new version").labels(
+        *ids
+    ).set(state.weight)
     gauge("modelops_canary_step", "Current canary step (1-based)").labels(*ids).set(
         state.step_index + 1
     )
@@ -221,28 +221,32 @@ def plot_timeline(state: CanaryState, params: Params, path: Path) -> Path:
     last_t = max([*times, *(r.at - start for r in state.history), (end or start) - start, 1.0])
     if times:
         weight_ax.step([*times, last_t], [*weights, weights[-1]], where="post", color="tab:blue")
-    weight_ax.set_ylabel("canary weight %")
+    weight_ax.set_ylabel("% traffic on new version")
     weight_ax.set_ylim(-5, 105)
     colors = {"passed": "tab:green", "failed": "tab:red", "inconclusive": "tab:gray"}
     panels = [
         (error_ax, "error_rate", "5xx share", c.max_error_rate),
-        (p99_ax, "p99_latency", "p99 ms (limit: cap)", c.max_p99_ms),
+        (p99_ax, "p99_latency", "p99 ms", c.max_p99_ms),
         (psi_ax, "score_psi", "score PSI vs stable", c.max_score_psi),
     ]
     for ax, name, label, limit in panels:
-        xs, canary, stable, verdicts = [], [], [], []
+        xs, canary, stable, limits, verdicts = [], [], [], [], []
         for record in state.history:
             check = record.analysis.check(name)
             xs.append(record.at - start)
             canary.append(math.nan if check.canary is None else check.canary)
             stable.append(math.nan if check.stable is None else check.stable)
+            limits.append(limit if check.threshold is None else check.threshold)
             verdicts.append(check.verdict)
         if xs:
             ax.plot(xs, canary, "-", color="tab:orange", label="canary")
             ax.scatter(xs, canary, c=[colors[v] for v in verdicts], zorder=3, s=25)
             if name != "score_psi":
                 ax.plot(xs, stable, "--", color="tab:blue", label="stable")
-        ax.axhline(limit, color="tab:red", linestyle=":", label="limit")
+            ax.step(xs, limits, where="mid", color="tab:red", linestyle=":", label="limit")
+        else:
+            ax.axhline(limit, color="tab:red", linestyle=":", label="limit")
+        ax.set_ylim(bottom=0)
         ax.set_ylabel(label)
         ax.legend(loc="upper left", fontsize=7)
     for ax in axes:
@@ -260,14 +264,15 @@ def plot_timeline(state: CanaryState, params: Params, path: Path) -> Path:
     return path
 
 
-def write_reports(state: CanaryState, report_dir: Path, params: Params) -> dict[str, Path]:
-    """All three reports into `report_dir`; returns their paths by kind."""
+def write_reports(
+    state: CanaryState, report_dir: Path, params: Params, *, plot: bool = True
+) -> dict[str, Path]:
+    """The reports into `report_dir` (the PNG unless `plot` is False); paths by kind."""
     report_dir = Path(report_dir)
     report_dir.mkdir(parents=True, exist_ok=True)
     summary = report_dir / SUMMARY
     write_bytes_atomic(summary, render_markdown(state, params).encode("utf-8"))
-    return {
-        "summary": summary,
-        "metrics": write_prom(state, report_dir / PROM),
-        "timeline": plot_timeline(state, params, report_dir / TIMELINE),
-    }
+    paths = {"summary": summary, "metrics": write_prom(state, report_dir / PROM)}
+    if plot:
+        paths["timeline"] = plot_timeline(state, params, report_dir / TIMELINE)
+    return paths

@@ -134,7 +134,7 @@ class CanaryState:
 
     @property
     def weight(self) -> int:
-        """The canary weight last applied (0 before the first step and after a decision)."""
+        """Percent of traffic last sent to the new version (100 once promoted, 0 rolled back)."""
         return self.weights[-1][1] if self.weights else 0
 
     @property
