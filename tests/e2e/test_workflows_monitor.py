@@ -11,10 +11,6 @@ the stand-in against a fake GitHub API (tests/fixtures/actions/README.md).
 from __future__ import annotations
 
 import json
-import os
-import shutil
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -23,9 +19,9 @@ import pytest
 
 from modelops.monitor import ISSUE_LABEL, ISSUE_MARKER
 from tests.fixtures.actions.harness import Act, ActRun, act_project, event_payload
+from tests.fixtures.team_registry import MODEL, registry_copy
 
 pytestmark = pytest.mark.e2e
-MODEL = "credit-scoring"
 TARGET = "Status"
 
 
@@ -45,21 +41,7 @@ def team(
     """A registry with a champion, drifted prediction logs and an undrifted data sample."""
     root = tmp_path_factory.mktemp("monitor")
     store = root / "team/mlflow.db"
-    store.parent.mkdir(parents=True)
-    # A copy of the session's store (its artifacts stay where they are, read only).
-    shutil.copy2(Path(str(trained_model["tracking_uri"]).removeprefix("sqlite:///")), store)
-    register = (
-        "import json, sys\n"
-        "from modelops.registry import register_version\n"
-        "run = json.load(open(sys.argv[1]))\n"
-        f"register_version('{MODEL}', run['model_uri'], run['run_id'], {{}}, ['champion'])\n"
-    )
-    subprocess.run(
-        [sys.executable, "-c", register, str(trained_model["run_file"])],
-        env={**os.environ, "MLFLOW_TRACKING_URI": f"sqlite:///{store}"},
-        check=True,
-        capture_output=True,
-    )
+    assert registry_copy(trained_model, store, ["champion"]) == "1"
     test = pd.read_parquet(trained_model["test_path"])
     drifted = test.copy()
     drifted["Income"] = drifted["Income"] * 1.5
