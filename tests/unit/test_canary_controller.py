@@ -252,6 +252,20 @@ def test_rollback_that_keeps_failing_is_loud_and_resumable(
     assert world.promoter.kinds()[-1] == "reject"
 
 
+def test_interrupt_while_progressing_rolls_back(world: World) -> None:
+    def interrupted(seconds: float) -> None:
+        if len(world.clock.slept) == 1:  # during the second interval (25 %)
+            raise KeyboardInterrupt
+        world.clock.sleep(seconds)
+
+    outcome = world.run(sleep=interrupted)
+    assert outcome.phase == Phase.FAILED
+    assert outcome.reason == "interrupted (SIGINT) while progressing"
+    assert weights(world.router) == [5, 25, 0]
+    assert world.router.live == STABLE_ONLY
+    assert world.promoter.kinds()[-1] == "reject"
+
+
 def test_promotion_router_failure_falls_back_to_rollback(world: World) -> None:
     def fail_after_last_step(metrics: FakeMetrics) -> None:
         if len(metrics.queries) == 32:  # last query of the last analysis

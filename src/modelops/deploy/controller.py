@@ -21,6 +21,9 @@
   raised and the state stays rolling_back for `resume()`. Then the version is tagged
   `rejected` with the reason (Promoter.reject) and the phase is failed.
 
+An interrupt (Ctrl-C, SIGINT) while progressing rolls back rather than leave traffic split
+with nobody watching; a second one, or SIGKILL, leaves the state file for `resume()`.
+
 The state is saved (atomically) after every transition and every analysis. `resume()` reads
 it and goes on: progressing re-applies the current step and keeps analysing (or rolls back if
 the step's deadline passed meanwhile); promoting and rolling_back repeat their actions, which
@@ -176,7 +179,16 @@ class CanaryController:
         }
         try:
             while not state.phase.terminal:
-                handlers[state.phase](state)
+                try:
+                    handlers[state.phase](state)
+                except KeyboardInterrupt:
+                    if state.phase != Phase.PROGRESSING:
+                        raise  # the state file says what is left; resume() finishes it
+                    # Stopped by hand while traffic is split: nobody would watch the canary.
+                    log.warning("interrupted while progressing: rolling back")
+                    self._transition(
+                        state, Phase.ROLLING_BACK, "interrupted (SIGINT) while progressing"
+                    )
         finally:
             write_reports(state, self.report_dir, self.params, plot=self.plot)
         return self._outcome(state)
