@@ -8,11 +8,14 @@ test_canary_metrics.py.
 from __future__ import annotations
 
 import math
+import re
+from pathlib import Path
 
 import numpy as np
 import pytest
+import yaml
 
-from modelops.config import Params
+from modelops.config import CanaryParams, Params
 from modelops.deploy.analysis import (
     CHECKS,
     Analysis,
@@ -198,3 +201,35 @@ def test_analysis_round_trips_through_json(params: Params) -> None:
     again = Analysis.from_dict(analysis.to_dict())
     assert again == analysis
     assert again.verdict == "failed"
+
+
+def test_canary_limits_match_the_alerts_and_drift_levels(params: Params, repo_root: Path) -> None:
+    """Canary thresholds equal the production alerts' levels and drift.psi_alert."""
+    rules = yaml.safe_load(
+        (repo_root / "infra/local/prometheus/rules/modelops-alerts.yml").read_text()
+    )
+    alerts = {r["alert"]: r["expr"] for g in rules["groups"] for r in g["rules"]}
+    latency = re.search(r"> ([0-9.]+)$", alerts["ModelopsHighLatencyP99"].strip())
+    errors = re.search(r"> ([0-9.]+)$", alerts["ModelopsHighErrorRate"].strip())
+    assert latency and errors
+    assert params.canary.max_p99_ms == pytest.approx(float(latency.group(1)) * 1000)
+    assert params.canary.max_error_rate == float(errors.group(1))
+    assert params.canary.max_score_psi == params.drift.psi_alert
+
+
+@pytest.mark.parametrize(
+    ("update", "message"),
+    [
+        ({"steps": [25, 5, 100]}, "rising order"),
+        ({"steps": [0, 50]}, "percent from 1 to 100"),
+        ({"steps": []}, "at least 1 item"),
+        ({"progress_deadline_seconds": 5, "interval_seconds": 10}, "at least interval_seconds"),
+        ({"failure_threshold": 0}, "greater than or equal to 1"),
+    ],
+)
+def test_bad_canary_params_are_refused(
+    params: Params, update: dict[str, object], message: str
+) -> None:
+    data = {**params.canary.model_dump(), **update}
+    with pytest.raises(ValueError, match=message):
+        CanaryParams.model_validate(data)
