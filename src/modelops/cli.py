@@ -6,7 +6,7 @@ import json
 import os
 import sys
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -502,6 +502,155 @@ def rollback(
         f"{env_dir} stable = {result.image} at 100 %, canary removed. "
         f"Commit {env_dir}/deploy.auto.tfvars.json so git records the rollback."
     )
+
+
+@app.command()
+def canary(
+    target: Annotated[
+        str,
+        typer.Option(
+            help="`local` (the rehearsal: nginx + Prometheus on this machine) or a terraform "
+            "environment folder such as infra/terraform/envs/staging"
+        ),
+    ] = "local",
+    model_version: Annotated[
+        str, typer.Option(help="version to roll out: a number or an alias")
+    ] = "challenger",
+    image: Annotated[
+        str | None,
+        typer.Option(help="terraform target: the image of --model-version, by digest"),
+    ] = None,
+    stable: Annotated[
+        str,
+        typer.Option(
+            help="local target: the version serving now (number or alias; an alias that does "
+            "not exist yet means a first deploy)"
+        ),
+    ] = "champion",
+    run_dir: Annotated[
+        Path, typer.Option(help="state, reports (summary, canary.prom, timeline.png), logs")
+    ] = Path("build/canary"),
+    prometheus_url: Annotated[
+        str | None,
+        typer.Option(
+            envvar="PROMETHEUS_URL",
+            help="terraform target: Prometheus to query (default: canary.prometheus_url)",
+        ),
+    ] = None,
+    resume: Annotated[
+        bool, typer.Option(help="finish the canary saved in --run-dir (after a crash)")
+    ] = False,
+    interval: Annotated[
+        float | None, typer.Option(help="seconds per analysis (default canary.interval_seconds)")
+    ] = None,
+    rows: Annotated[
+        Path | None,
+        typer.Option(
+            help="local target: input rows for the load (default data/split/test.parquet "
+            "when present, else the model's input example)"
+        ),
+    ] = None,
+    rps: Annotated[float, typer.Option(help="local target: requests per second")] = 80.0,
+    batch: Annotated[int, typer.Option(help="local target: records per request")] = 10,
+    keep_env: Annotated[
+        bool, typer.Option(help="local target: leave nginx, services, Prometheus running")
+    ] = False,
+    stop_env: Annotated[
+        bool, typer.Option(help="local target: stop a rehearsal left running, and exit")
+    ] = False,
+    model_name: Annotated[
+        str | None, typer.Option(help="registered model (default: params register.model_name)")
+    ] = None,
+    terraform: Annotated[str, typer.Option(help="terraform executable")] = "terraform",
+    params: ParamsOption = DEFAULT_PARAMS,
+) -> None:
+    """Roll a model version out in canary steps; promote it or roll it back on live metrics.
+
+    Exit 0 when the version was promoted, 3 when it was rolled back, 1 on errors.
+    """
+    import logging
+
+    from modelops.tracking import TrackingSettings
+
+    if stop_env:
+        from modelops.deploy.local.env import LocalEnv
+
+        LocalEnv.load(run_dir).stop()
+        typer.echo(f"stopped the rehearsal in {run_dir}")
+        return
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
+    logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per load request otherwise
+    p = _params(params)
+    if interval is not None:
+        p.canary = p.canary.model_copy(update={"interval_seconds": interval})
+    name = model_name or p.register_.model_name
+    _use_registry(TrackingSettings().tracking_uri)
+    if target == "local":
+        from modelops.deploy.local.rehearsal import RehearsalConfig, rehearse
+
+        default_rows = Path("data/split/test.parquet")
+        config = RehearsalConfig(
+            run_dir=run_dir.resolve(),
+            model_name=name,
+            canary=model_version,
+            stable=stable,
+            rows=rows if rows is not None else (default_rows if default_rows.is_file() else None),
+            rps=rps,
+            batch=batch,
+            params_path=params,
+            keep_env=keep_env,
+        )
+        result = rehearse(p, config, resume=resume)
+        outcome = result.outcome
+        load = result.load
+        typer.echo(
+            f"load: {load['requests']} requests through nginx, by status {load['by_status']}, "
+            f"answered by model version {load['by_model_version']}"
+        )
+        if result.kept:
+            typer.echo(
+                f"still running: nginx {result.nginx_url}, Prometheus {result.prometheus_url}; "
+                f"stop with `modelops canary --stop-env --run-dir {run_dir}`"
+            )
+    else:
+        from modelops.deploy.terraform_canary import terraform_canary
+
+        outcome = terraform_canary(
+            p,
+            Path(target),
+            model_name=name,
+            model_version=model_version,
+            image=image,
+            prometheus_url=prometheus_url or p.canary.prometheus_url,
+            run_dir=run_dir,
+            resume=resume,
+            terraform=terraform,
+        )
+    _print_outcome(outcome)
+    raise typer.Exit(0 if outcome.promoted else 3)
+
+
+def _print_outcome(outcome: Any) -> None:
+    """The timeline of analyses, the decision and where the reports are."""
+    from modelops.deploy.state import load_state
+
+    state = load_state(outcome.state_file)
+    start = state.started_at
+    for record in state.history:
+        typer.echo(
+            f"  +{record.at - start:6.1f}s  step {record.step + 1} ({record.weight:3d}%)  "
+            f"{record.analysis.verdict:12s} {record.analysis.summary()}"
+        )
+    release = outcome.release
+    verdict = "PROMOTED" if outcome.promoted else "ROLLED BACK"
+    typer.echo(
+        f"{verdict}: {release.model_name} version {release.canary_version} "
+        f"({outcome.phase.value} after {outcome.duration_s:.1f}s, {outcome.analyses} analyses): "
+        f"{outcome.reason}"
+    )
+    for kind, path in outcome.reports.items():
+        typer.echo(f"  {kind}: {path}")
+    typer.echo(f"  state: {outcome.state_file}")
 
 
 def _use_registry(tracking_uri: str) -> None:

@@ -1,15 +1,16 @@
 """Real traffic for the rehearsal: POST /predict through nginx at a steady rate.
 
 A canary judged on live metrics needs live requests; in the rehearsal nobody else sends
-any. `LoadGenerator` runs `threads` threads, each with its own keep-alive connection,
-sending records drawn in turn from real rows (the test split, or the model's input example)
-at `rps` requests per second in total, `batch` records per request. It counts the answers by
+any. `LoadGenerator` runs an asyncio loop in a background thread that sends records drawn
+at random from real rows (the test split, or the model's input example) at `rps` requests per
+second over keep-alive connections, `batch` records per request. It counts the answers by
 status and by the model version that answered, which is how the tests check where nginx sends
-traffic. It stops when asked to; a slow or failing backend slows nothing but its own share.
+traffic. It stops when asked to.
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
 import math
 import random
@@ -60,7 +61,12 @@ def records_from_model(model_dir: Path) -> list[dict[str, Any]]:
 
 
 class LoadGenerator:
-    """Background /predict traffic; `stats()` says what came back."""
+    """Background /predict traffic at a fixed rate (open loop); `stats()` says what came back.
+
+    Requests start every 1/rps seconds whether or not earlier ones have answered, as real
+    clients do, so a slow canary delays only its own share; at most `max_in_flight` wait at
+    once (beyond that a request is skipped and counted as such).
+    """
 
     def __init__(
         self,
@@ -69,37 +75,43 @@ class LoadGenerator:
         *,
         rps: float = 100.0,
         batch: int = 1,
-        threads: int = 4,
+        max_in_flight: int = 128,
         seed: int = 0,
         timeout_s: float = 10.0,
     ) -> None:
         if not records:
             raise LocalEnvError("the load generator needs at least one input record")
-        if rps <= 0 or batch < 1 or threads < 1:
-            raise LocalEnvError("load: rps must be > 0, batch and threads >= 1")
+        if rps <= 0 or batch < 1 or max_in_flight < 1:
+            raise LocalEnvError("load: rps must be > 0, batch and max_in_flight >= 1")
         self.url = url.rstrip("/") + "/predict"
         self.records = list(records)
-        random.Random(seed).shuffle(self.records)
-        self.rps, self.batch, self.threads, self.timeout_s = rps, batch, threads, timeout_s
+        self._random = random.Random(seed)
+        self.rps, self.batch, self.timeout_s = rps, batch, timeout_s
+        self.max_in_flight = max_in_flight
         self._stop = threading.Event()
         self._lock = threading.Lock()
         self._status: Counter[str] = Counter()
         self._versions: Counter[str] = Counter()
-        self._workers: list[threading.Thread] = []
-        self._next = 0
+        self._thread: threading.Thread | None = None
 
     def start(self) -> LoadGenerator:
-        for i in range(self.threads):
-            worker = threading.Thread(target=self._run, args=(i,), name=f"load-{i}", daemon=True)
-            worker.start()
-            self._workers.append(worker)
+        self._thread = threading.Thread(
+            target=lambda: asyncio.run(self._run()), name="load-generator", daemon=True
+        )
+        self._thread.start()
         return self
 
     def stop(self) -> None:
         self._stop.set()
-        for worker in self._workers:
-            worker.join(self.timeout_s + 2)
-        self._workers.clear()
+        if self._thread is not None:
+            self._thread.join(self.timeout_s + 5)
+            self._thread = None
+
+    def __enter__(self) -> LoadGenerator:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
 
     def stats(self) -> dict[str, Any]:
         with self._lock:
@@ -109,33 +121,46 @@ class LoadGenerator:
                 "by_model_version": dict(self._versions),
             }
 
-    def _body(self) -> bytes:
+    def _count(self, status: str, version: str | None) -> None:
         with self._lock:
-            start, self._next = self._next, self._next + self.batch
-        rows = [self.records[(start + i) % len(self.records)] for i in range(self.batch)]
+            self._status[status] += 1
+            if version is not None:
+                self._versions[version] += 1
+
+    def _body(self) -> bytes:
+        # Drawn at random: rows sent in a fixed cycle would meet nginx's fixed weighted
+        # order, and each track would see its own fixed subset of the rows.
+        rows = self._random.choices(self.records, k=self.batch)
         return json.dumps(rows[0] if self.batch == 1 else rows).encode()
 
-    def _run(self, index: int) -> None:
-        period = self.threads / self.rps  # each thread sends its share, evenly spaced
-        due = time.monotonic() + index * period / self.threads
-        headers = {"content-type": "application/json"}
-        with httpx.Client(timeout=self.timeout_s) as client:
+    async def _send(self, client: httpx.AsyncClient, body: bytes) -> None:
+        try:
+            response = await client.post(
+                self.url, content=body, headers={"content-type": "application/json"}
+            )
+            version = None
+            if response.status_code == 200:
+                version = str(response.json().get("model_version"))
+            self._count(str(response.status_code), version)
+        except (httpx.HTTPError, ValueError) as error:
+            self._count(type(error).__name__, None)
+
+    async def _run(self) -> None:
+        period = 1.0 / self.rps
+        limits = httpx.Limits(
+            max_connections=self.max_in_flight, max_keepalive_connections=self.max_in_flight
+        )
+        tasks: set[asyncio.Task[None]] = set()
+        async with httpx.AsyncClient(timeout=self.timeout_s, limits=limits) as client:
+            due = time.monotonic()
             while not self._stop.is_set():
-                wait = due - time.monotonic()
-                if wait > 0 and self._stop.wait(wait):
-                    break
+                if len(tasks) < self.max_in_flight:
+                    task = asyncio.create_task(self._send(client, self._body()))
+                    tasks.add(task)
+                    task.add_done_callback(tasks.discard)
+                else:
+                    self._count("skipped", None)
                 due = max(due + period, time.monotonic() - period)  # no burst to catch up
-                try:
-                    response = client.post(self.url, content=self._body(), headers=headers)
-                    status = str(response.status_code)
-                    version = (
-                        str(response.json().get("model_version"))
-                        if response.status_code == 200
-                        else None
-                    )
-                except (httpx.HTTPError, ValueError) as error:
-                    status, version = type(error).__name__, None
-                with self._lock:
-                    self._status[status] += 1
-                    if version is not None:
-                        self._versions[version] += 1
+                await asyncio.sleep(max(0.0, due - time.monotonic()))
+            if tasks:
+                await asyncio.wait(tasks, timeout=self.timeout_s)

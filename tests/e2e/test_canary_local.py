@@ -1,0 +1,303 @@
+"""The canary rehearsal end to end: `modelops canary --target local` with real processes.
+
+Every test runs the real command in a subprocess against a real MLflow registry (SQLite in
+a temporary folder): two `python -m serving` processes, nginx splitting traffic by weight, a
+Prometheus scraping both with the repository's rules, load sent through nginx, the canary
+controller deciding. Short settings keep it fast: steps 10/50/100 %, 5 s per analysis, two
+failures of a check roll back; the load (40 requests/s of 25 real rows) gives the canary
+500 scored rows per interval at 10 %, the PSI check's minimum here.
+
+The challengers (tests/fixtures/canary_models.py) are real MLflow models: a fresh training
+run (good), and ones that fail on part of the inputs, are slow, or score far higher than the
+champion. `--keep-env` leaves the processes running after the decision, so each test then
+checks through nginx itself which model answers, and stops them.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections import Counter
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import mlflow
+import pandas as pd
+import pytest
+import yaml
+
+from modelops import registry
+from modelops.config import Params
+from modelops.deploy.local.env import LocalEnv
+from modelops.deploy.state import CanaryState, Phase, load_state
+from modelops.tracking import TrackingSettings
+from modelops.train import train_and_log
+from tests.conftest import REPO_ROOT
+from tests.fixtures import canary_models
+
+pytestmark = pytest.mark.e2e
+
+BIN = Path(sys.executable).parent
+STEPS = [10, 50, 100]
+CANARY = {
+    "steps": STEPS,
+    "interval_seconds": 5,
+    "min_requests": 10,
+    "min_score_rows": 400,
+    "failure_threshold": 2,
+    "progress_deadline_seconds": 40,
+    "rollback_retry_seconds": 1,
+}
+LOAD = ["--rps", "40", "--batch", "25"]
+CHECKED_REQUESTS = 60
+
+
+class Store:
+    """The registry of this module: versions by role, and the CLI's environment."""
+
+    def __init__(self, root: Path, tracking_uri: str, params: Params) -> None:
+        self.root, self.tracking_uri, self.name = root, tracking_uri, params.register_.model_name
+        self.versions: dict[str, str] = {}
+        self.params_file = root / "params.yaml"
+        self.rows = root / "test.parquet"
+
+    def env(self, **extra: str) -> dict[str, str]:
+        return {
+            **os.environ,
+            "PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}",
+            "MLFLOW_TRACKING_URI": self.tracking_uri,
+            # The failing and slow challengers carry a custom pipeline step (cloudpickled);
+            # MLflow loads pickled models only when told to trust them.
+            "MLFLOW_ALLOW_PICKLE_DESERIALIZATION": "true",
+            **extra,
+        }
+
+    def stage(self, challenger: str) -> None:
+        """champion -> the first version, challenger -> the one under test (as `make run`
+        would leave them)."""
+        registry.set_alias(self.name, registry.CHAMPION, self.versions["champion"])
+        registry.set_alias(self.name, registry.CHALLENGER, self.versions[challenger])
+
+    def champion(self) -> str:
+        found = registry.version_by_alias(self.name, registry.CHAMPION)
+        assert found is not None
+        return found.version
+
+    def tags(self, role: str) -> dict[str, str]:
+        return registry.version_tags(self.name, self.versions[role])
+
+
+@pytest.fixture(scope="module")
+def store(
+    tmp_path_factory: pytest.TempPathFactory,
+    params: Params,
+    split_frames: tuple[pd.DataFrame, pd.DataFrame],
+) -> Store:
+    """Champion and good challenger (two real training runs), the three bad challengers,
+    all registered; params with the short canary settings."""
+    root = tmp_path_factory.mktemp("canary")
+    settings = TrackingSettings(
+        tracking_uri=f"sqlite:///{root / 'mlflow.db'}", artifact_root=str(root / "mlartifacts")
+    )
+    store = Store(root, settings.tracking_uri, params)
+    train_path = root / "train.parquet"
+    split_frames[0].to_parquet(train_path, index=False)
+    split_frames[1].to_parquet(store.rows, index=False)
+    for role in ("champion", "good"):
+        run = train_and_log(
+            params, train_path, REPO_ROOT / params.data.path, root / role, root / f"{role}.json",
+            settings,
+        )  # fmt: skip
+        ref, _ = registry.register_version(store.name, run.model_uri, run.run_id, {}, [])
+        store.versions[role] = ref.version
+    mlflow.set_tracking_uri(settings.tracking_uri)
+    for kind in canary_models.VARIANTS:
+        uri = canary_models.build(kind, root / "champion", params, train_path, "canary-tests")
+        run_id = mlflow.get_logged_model(uri.rsplit("/", 1)[-1]).source_run_id
+        ref, _ = registry.register_version(store.name, uri, str(run_id), {}, [])
+        store.versions[kind] = ref.version
+    raw = yaml.safe_load((REPO_ROOT / "params.yaml").read_text())
+    raw["canary"].update(CANARY)
+    store.params_file.write_text(yaml.safe_dump(raw, sort_keys=False))
+    return store
+
+
+@pytest.fixture
+def run_dir(tmp_path: Path) -> Iterator[Path]:
+    """The rehearsal's folder; whatever still runs there is stopped after the test."""
+    folder = tmp_path / "rehearsal"
+    yield folder
+    if (folder / "env.json").is_file():
+        LocalEnv.load(folder).stop()
+
+
+def command(store: Store, run_dir: Path, *extra: str) -> list[str]:
+    return [
+        str(BIN / "modelops"), "canary", "--target", "local", "--params", str(store.params_file),
+        "--run-dir", str(run_dir), "--rows", str(store.rows), "--keep-env", *LOAD, *extra,
+    ]  # fmt: skip
+
+
+def canary(store: Store, run_dir: Path, *extra: str, **env: str) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        command(store, run_dir, *extra),
+        cwd=REPO_ROOT,
+        env=store.env(**env),
+        capture_output=True,
+        text=True,
+        timeout=240,
+    )
+
+
+def answered_by(run_dir: Path, requests: int = CHECKED_REQUESTS) -> Counter[str]:
+    """Send real rows through the rehearsal's nginx; count the answering model versions."""
+    env = LocalEnv.load(run_dir)
+    example = json.loads(
+        (Path(env.services["canary"].model_dir) / "input_example.json").read_text()
+    )
+    record = dict(zip(example["columns"], example["data"][0], strict=True))
+    versions: Counter[str] = Counter()
+    with httpx.Client(timeout=10) as client:
+        for _ in range(requests):
+            response = client.post(f"{env.url}/predict", json=record)
+            assert response.status_code == 200, response.text
+            versions[response.json()["model_version"]] += 1
+    return versions
+
+
+def wait_for_state(run_dir: Path, condition: Callable[[CanaryState], bool], timeout: float) -> None:
+    path = run_dir / "canary-state.json"
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if path.is_file() and condition(load_state(path)):
+            return
+        time.sleep(0.2)
+    raise AssertionError(f"the canary state in {path} did not get there in {timeout}s")
+
+
+def assert_reports(run_dir: Path) -> None:
+    for name in ("canary-state.json", "canary-summary.md", "canary.prom", "timeline.png"):
+        assert (run_dir / name).stat().st_size > 0, name
+    assert (run_dir / "nginx" / "split.json").is_file()
+
+
+def assert_rolled_back(store: Store, run_dir: Path, done: Any, role: str) -> CanaryState:
+    """Exit 3, stable serves every request, champion unmoved, the version tagged rejected."""
+    assert done.returncode == 3, done.stdout + done.stderr
+    assert "ROLLED BACK" in done.stdout
+    state = load_state(run_dir / "canary-state.json")
+    assert state.phase == Phase.FAILED
+    stable = store.versions["champion"]
+    assert answered_by(run_dir) == {stable: CHECKED_REQUESTS}
+    live = LocalEnv.load(run_dir).router.current()
+    assert (live.stable_model_version, live.canary_image, live.canary_weight) == (stable, None, 0)
+    assert store.champion() == stable
+    assert store.tags(role)["rejected"] == state.reason
+    assert_reports(run_dir)
+    return state
+
+
+def over_threshold(state: CanaryState) -> set[str]:
+    return {name for name, n in state.failures.items() if n >= CANARY["failure_threshold"]}
+
+
+def test_good_challenger_is_promoted_through_every_step(store: Store, run_dir: Path) -> None:
+    store.stage("good")
+    done = canary(store, run_dir)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "PROMOTED" in done.stdout
+    state = load_state(run_dir / "canary-state.json")
+    assert state.phase == Phase.SUCCEEDED
+    applied = [w for _, w in state.weights]
+    assert applied == [*STEPS, 0]  # every step, then the canary removed (it is stable now)
+    assert {r.weight for r in state.history if r.analysis.verdict == "passed"} == set(STEPS)
+    good = store.versions["good"]
+    assert store.champion() == good
+    assert store.tags("good")[registry.PREVIOUS_CHAMPION] == store.versions["champion"]
+    assert answered_by(run_dir) == {good: CHECKED_REQUESTS}
+    live = LocalEnv.load(run_dir).router.current()
+    assert (live.stable_model_version, live.canary_weight) == (good, 0)
+    assert live.stable_image == state.release.canary_image
+    assert_reports(run_dir)
+    load = json.loads((run_dir / "load.json").read_text())
+    assert set(load["by_model_version"]) == {store.versions["champion"], good}
+
+
+def test_errors_roll_back(store: Store, run_dir: Path) -> None:
+    store.stage("failing")
+    # The failing challenger's custom step keeps it off the fast path; both tracks run the
+    # sklearn predictor here so that latency compares like with like and only errors differ.
+    done = canary(store, run_dir, MODELOPS_FAST_PATH="false")
+    state = assert_rolled_back(store, run_dir, done, "failing")
+    assert over_threshold(state) == {"error_rate"}
+    assert "error_rate failed 2 times" in state.reason
+
+
+def test_latency_rolls_back(store: Store, run_dir: Path) -> None:
+    store.stage("slow")
+    state = assert_rolled_back(store, run_dir, canary(store, run_dir), "slow")
+    assert over_threshold(state) == {"p99_latency"}
+    assert "p99_latency failed 2 times" in state.reason
+
+
+def test_score_shift_rolls_back(store: Store, run_dir: Path) -> None:
+    store.stage("shifted")
+    state = assert_rolled_back(store, run_dir, canary(store, run_dir), "shifted")
+    assert over_threshold(state) == {"score_psi"}
+    assert "score_psi failed 2 times" in state.reason
+
+
+def test_killed_controller_resumes_and_finishes(store: Store, run_dir: Path) -> None:
+    store.stage("good")
+    process = subprocess.Popen(
+        command(store, run_dir),
+        cwd=REPO_ROOT,
+        env=store.env(),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        wait_for_state(run_dir, lambda s: 50 in [w for _, w in s.weights], timeout=120)
+    finally:
+        process.send_signal(signal.SIGKILL)
+        process.wait()
+    # The controller is gone mid-step; its environment (the "cluster") still splits traffic.
+    env = LocalEnv.attach(run_dir)
+    assert env is not None
+    assert env.router.current().canary_weight == 50
+    assert load_state(run_dir / "canary-state.json").phase == Phase.PROGRESSING
+    assert set(answered_by(run_dir)) == {store.versions["champion"], store.versions["good"]}
+
+    done = canary(store, run_dir, "--resume")
+    assert done.returncode == 0, done.stdout + done.stderr
+    state = load_state(run_dir / "canary-state.json")
+    assert state.phase == Phase.SUCCEEDED
+    assert any("resumed in phase progressing" in e["message"] for e in state.events)
+    assert store.champion() == store.versions["good"]
+    assert answered_by(run_dir) == {store.versions["good"]: CHECKED_REQUESTS}
+
+
+def test_prometheus_stopped_midway_rolls_back(store: Store, run_dir: Path) -> None:
+    store.stage("good")
+    process = subprocess.Popen(
+        command(store, run_dir),
+        cwd=REPO_ROOT,
+        env=store.env(),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    wait_for_state(run_dir, lambda s: len(s.history) >= 1, timeout=120)
+    prometheus = LocalEnv.load(run_dir).manifest.prometheus_pid
+    assert str(run_dir) in Path(f"/proc/{prometheus}/cmdline").read_text()
+    os.kill(prometheus, signal.SIGTERM)
+    stdout, stderr = process.communicate(timeout=180)
+    done = subprocess.CompletedProcess(process.args, process.returncode, stdout, stderr)
+    state = assert_rolled_back(store, run_dir, done, "good")
+    assert "metrics query failed" in state.reason
