@@ -16,6 +16,7 @@ from typing import Any
 
 import pytest
 
+from modelops.deploy.local.images import folder_digest
 from tests.fixtures.actions.harness import Act, ActRun, act_project, event_payload, git
 from tests.fixtures.team_registry import MODEL, registry_copy
 
@@ -103,6 +104,8 @@ def test_a_registering_train_run_builds_and_pushes_the_image(
     exported = json.loads((blob / "model/export.json").read_text())
     assert exported["model_name"] == MODEL and exported["model_version"] == team["version"]
     assert (blob / "model/MLmodel").is_file()
+    # The digest names the model's content, as the local rehearsal names its images.
+    assert digest == "sha256:" + folder_digest(blob / "model")
     args = json.loads((blob / "build-args.json").read_text())
     assert args["MODEL_VERSION"] == team["version"] and args["GIT_COMMIT"] == head
     logins = json.loads((act.fakes / "registry/logins.json").read_text())
