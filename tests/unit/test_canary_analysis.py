@@ -113,7 +113,7 @@ def test_missing_request_series_fails(params: Params) -> None:
     metrics.tracks["stable"].requests = None
     result = analyse(metrics, params, "e", 60).check("requests")
     assert result.verdict == "failed"
-    assert "no request metrics for stable" in result.message
+    assert "no metrics for stable in the window" in result.message
 
 
 @pytest.mark.parametrize(("field", "check"), [("p99_s", "p99_latency"), ("scores", "score_psi")])

@@ -25,7 +25,7 @@ import httpx
 import numpy as np
 import pytest
 import yaml
-from prometheus_client import CollectorRegistry, Counter, Histogram, start_http_server
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
 
 from modelops.config import Params
 from modelops.deploy.analysis import CHECKS, analyse
@@ -69,16 +69,19 @@ class Exporter:
         self.score = Histogram(
             "modelops_prediction_score", "scores", buckets=SCORES, registry=self.registry
         )
+        Gauge("modelops_model_ready", "ready", registry=self.registry).set(1)
         self.per_tick = (requests, errors, seconds, scores)
         self.port = free_port()
         self.server, _ = start_http_server(self.port, "127.0.0.1", registry=self.registry)
 
     def tick(self) -> None:
         requests, errors, seconds, scores = self.per_tick
+        self.requests.labels("/health", "GET", "200").inc(5)  # not a scoring route
+        if not requests:
+            return  # like the service: no /predict series before the first prediction
         self.requests.labels("/predict", "POST", "200").inc(requests - errors)
         if errors:
             self.requests.labels("/predict", "POST", "500").inc(errors)
-        self.requests.labels("/health", "GET", "200").inc(50)  # not a scoring route
         for _ in range(requests):
             self.latency.labels("/predict").observe(seconds)
         for value in scores:
@@ -90,8 +93,10 @@ def prometheus(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, A
     """Prometheus scraping itself and the two exporters (track/env labels per target)."""
     tmp = tmp_path_factory.mktemp("prometheus")
     exporters = {
-        "stable": Exporter(20, 0, 0.003, STABLE_SCORES),
-        "canary": Exporter(10, 1, 0.3, CANARY_SCORES),
+        ("stable", "test"): Exporter(20, 0, 0.003, STABLE_SCORES),
+        ("canary", "test"): Exporter(10, 1, 0.3, CANARY_SCORES),
+        ("stable", "idle"): Exporter(20, 0, 0.003, STABLE_SCORES),
+        ("canary", "idle"): Exporter(0, 0, 0.003, []),  # up and ready, no predictions yet
     }
     stop = threading.Event()
 
@@ -109,8 +114,8 @@ def prometheus(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, A
             {
                 "job_name": "modelops",
                 "static_configs": [
-                    {"targets": [f"127.0.0.1:{e.port}"], "labels": {"track": t, "env": "test"}}
-                    for t, e in exporters.items()
+                    {"targets": [f"127.0.0.1:{e.port}"], "labels": {"track": t, "env": env}}
+                    for (t, env), e in exporters.items()
                 ],
             },
         ],
@@ -178,17 +183,17 @@ def test_instant_values_scalars_and_no_data(provider: PrometheusMetricProvider) 
 
 
 def test_vectors_keep_labels(provider: PrometheusMetricProvider) -> None:
-    wait_for_value(provider, 'count(up{job="modelops"} == 1) == 2')
-    samples = provider.query_vector('up{job="modelops"}')
+    wait_for_value(provider, 'count(up{job="modelops", env="test"} == 1) == 2')
+    samples = provider.query_vector('up{job="modelops", env="test"}')
     assert sorted(s.labels["track"] for s in samples) == ["canary", "stable"]
     assert all(s.labels["env"] == "test" and s.value == 1.0 for s in samples)
     assert provider.query_vector('up{job="no-such-job"}') == []
 
 
 def test_several_series_for_one_number_is_an_error(provider: PrometheusMetricProvider) -> None:
-    wait_for_value(provider, 'count(up{job="modelops"} == 1) == 2')
+    wait_for_value(provider, 'count(up{job="modelops", env="test"} == 1) == 2')
     with pytest.raises(MetricsError, match=r"returned 2 series .* aggregate it with sum"):
-        provider.query('up{job="modelops"}')
+        provider.query('up{job="modelops", env="test"}')
 
 
 def test_refused_query_names_the_query_and_the_reason(
@@ -314,9 +319,11 @@ def test_analysis_queries_on_real_prometheus(
 def test_stable_offset_reads_an_earlier_window(
     provider: PrometheusMetricProvider, params: Params
 ) -> None:
-    wait_for_value(provider, 'sum(modelops_http_requests_total{track="stable"})')
-    time.sleep(3)
-    analysis = analyse(provider, params, "test", 2, stable_offset_s=2)
+    # Prometheus accepts the offset form and finds the earlier window's samples.
+    wait_for_value(
+        provider, 'min(count_over_time(modelops_http_requests_total{env="test"}[3s] offset 2s)) > 2'
+    )
+    analysis = analyse(provider, params, "test", 3, stable_offset_s=2)
     assert analysis.stable_offset_s == 2
     stable = analysis.check("requests").stable
     assert stable is not None and stable > 0
@@ -328,6 +335,19 @@ def test_an_environment_without_series_fails_for_missing_data(
     """Valid queries, no series for env "production": failed (never promote on no data)."""
     analysis = analyse(provider, params, "production", WINDOW_S)
     assert analysis.check("requests").verdict == "failed"
-    assert "no request metrics for canary and stable" in analysis.check("requests").message
+    assert "no metrics for canary and stable" in analysis.check("requests").message
     assert analysis.verdict == "failed"
     assert not any("query failed" in c.message for c in analysis.checks)
+
+
+def test_a_ready_track_without_predictions_is_inconclusive_not_failed(
+    provider: PrometheusMetricProvider, params: Params
+) -> None:
+    """No /predict series yet on a scraped, ready canary: 0 requests (too few), not no data."""
+    wait_for_value(provider, 'count(up{env="idle"} == 1) == 2')
+    time.sleep(4)  # at least three scrapes of each target in the window
+    analysis = analyse(provider, params, "idle", 4)
+    requests = analysis.check("requests")
+    assert requests.canary == 0.0 and requests.stable is not None and requests.stable > 0
+    assert requests.verdict == "inconclusive"
+    assert analysis.verdict == "inconclusive"

@@ -39,6 +39,7 @@ SCORING_ROUTES = "/predict|/invocations"
 REQUESTS = "modelops_http_requests_total"
 LATENCY_BUCKETS = "modelops_http_request_duration_seconds_bucket"
 SCORE_BUCKETS = "modelops_prediction_score_bucket"
+READY = "modelops_model_ready"
 
 
 @dataclass(frozen=True)
@@ -146,8 +147,18 @@ def _range(window_s: int, offset_s: int) -> str:
 
 
 def requests_query(env: str, track: str, window_s: int, offset_s: int = 0) -> str:
+    """Prediction requests in the window; 0 (not "no data") while a scraped service has none.
+
+    The service creates a route's counter at its first request, so a live track without
+    traffic has no request series yet: `modelops_model_ready`, exported from the start, tells
+    "up, no requests" (0: inconclusive) from "not scraped" (no data: failed).
+    """
     match = selector(env, track, f'route=~"{SCORING_ROUTES}"')
-    return f"sum(increase({REQUESTS}{match}{_range(window_s, offset_s)}))"
+    rng = _range(window_s, offset_s)
+    return (
+        f"sum(increase({REQUESTS}{match}{rng}))"
+        f" or (max(max_over_time({READY}{selector(env, track)}{rng})) * 0)"
+    )
 
 
 def errors_query(env: str, track: str, window_s: int, offset_s: int = 0) -> str:
@@ -180,8 +191,9 @@ def judge_requests(canary: float | None, stable: float | None, min_requests: int
             stable,
             min_requests,
             "failed",
-            f"no request metrics for {' and '.join(missing)}: is Prometheus scraping that track "
-            "(labels track/env on the target)?",
+            f"no metrics for {' and '.join(missing)} in the window: is the service up and "
+            "scraped by Prometheus with the track/env labels, and does the window hold at "
+            "least two scrapes (canary.interval_seconds >= 2 x scrape interval)?",
         )
     assert canary is not None and stable is not None
     low = [f"{t} {v:.0f}" for t, v in (("canary", canary), ("stable", stable)) if v < min_requests]
