@@ -338,9 +338,17 @@ def judge_score_psi(
             None,
             max_psi,
             "failed",
-            f"canary scores differ from stable's: PSI {value:.3f} > {max_psi:g}",
+            f"canary scores differ from stable's: PSI {value:.3f} > {max_psi:g} "
+            f"({canary_rows:.0f} canary, {stable_rows:.0f} stable rows)",
         )
-    return CheckResult(name, value, None, max_psi, "passed", f"score PSI {value:.3f}")
+    return CheckResult(
+        name,
+        value,
+        None,
+        max_psi,
+        "passed",
+        f"score PSI {value:.3f} ({canary_rows:.0f} canary, {stable_rows:.0f} stable rows)",
+    )
 
 
 def _not_judged(result: CheckResult, reason: str) -> CheckResult:
