@@ -166,3 +166,14 @@ gitops-commit: setup ## Commit DEPLOY_ENV's desired-state file (if it changed) w
 
 rollback-env: setup ## Roll DEPLOY_ENV back to the previous champion's image at 100% (modelops rollback)
 	modelops rollback --env-dir "infra/terraform/envs/$$DEPLOY_ENV" --reason "$$REASON"
+
+# The canary rehearsed on this machine (infra/local/README.md): champion vs challenger from
+# the local MLflow store (`make run`), two model services, real nginx and Prometheus, load.
+.PHONY: canary canary-stop
+CANARY_INTERVAL ?= 15
+CANARY_RPS ?= 80
+canary: setup ## Rehearse the canary locally (nginx + Prometheus + load): champion vs challenger -> build/canary
+	modelops canary --target local --interval $(CANARY_INTERVAL) --rps $(CANARY_RPS) --run-dir build/canary
+
+canary-stop: setup ## Stop a rehearsal left running (modelops canary --keep-env)
+	modelops canary --stop-env --run-dir build/canary

@@ -18,6 +18,7 @@ import json
 import os
 import shutil
 import sys
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from types import TracebackType
@@ -25,7 +26,7 @@ from typing import Any
 
 import httpx
 
-from modelops.deploy.gitops import TrafficSplit, write_bytes_atomic
+from modelops.deploy.gitops import KEYS, TrafficSplit, parse_state, write_bytes_atomic
 from modelops.deploy.local.images import local_image
 from modelops.deploy.local.nginx import NginxLayout, NginxRouter, start_nginx
 from modelops.deploy.local.procs import (
@@ -334,3 +335,12 @@ def _service_env(
         "MODELOPS_PREDICTION_LOG": str(logs / f"{track}-predictions.jsonl"),
         **(extra or {}),
     }
+
+
+def apply_desired_state(run_dir: Path, values: Mapping[str, Any]) -> TrafficSplit:
+    """Route the GitOps desired state `values` (what deploy.auto.tfvars.json holds) through
+    the rehearsal running in `run_dir`: what the terraform stand-in does on `apply`."""
+    state = {key: values[key] for key in KEYS if key in values}
+    split = parse_state(state, f"the desired state for the rehearsal in {run_dir}")
+    LocalEnv.load(run_dir).router.apply(split)
+    return split
