@@ -18,6 +18,7 @@ import sys
 from collections.abc import Iterator
 from pathlib import Path
 
+import mlflow
 import pytest
 from mlflow import MlflowClient
 
@@ -44,12 +45,18 @@ def store(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """One SQLite registry for the module (creating it takes seconds); tests use own names."""
     root = tmp_path_factory.mktemp("registry")
     uri = f"sqlite:///{root / 'mlflow.db'}"
+    # A session fixture (trained_model) may have pinned mlflow's process-wide URI, which wins
+    # over the environment: pin ours for this module, then put the previous one back.
+    previous = os.environ.get("MLFLOW_TRACKING_URI")
     with pytest.MonkeyPatch.context() as patch:
-        patch.setenv("MLFLOW_TRACKING_URI", uri)
         patch.setenv("MLFLOW_ARTIFACT_ROOT", str(root / "mlartifacts"))
-        (root / "model").mkdir()
-        MlflowClient().search_registered_models()  # creates the schema once
-        yield uri
+        mlflow.set_tracking_uri(uri)
+        try:
+            (root / "model").mkdir()
+            MlflowClient().search_registered_models()  # creates the schema once
+            yield uri
+        finally:
+            mlflow.set_tracking_uri(previous)  # None: back to the environment
 
 
 @pytest.fixture
