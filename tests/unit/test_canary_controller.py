@@ -28,7 +28,7 @@ from modelops.deploy.controller import (
     run_canary,
 )
 from modelops.deploy.gitops import TrafficSplit
-from modelops.deploy.report import render_timeline_text
+from modelops.deploy.report import render_timeline_text, timings
 from modelops.deploy.state import load_state, save_state
 from modelops.errors import ModelopsError
 from tests.fixtures.canary_fakes import (
@@ -535,3 +535,17 @@ def test_prom_file_tracks_the_live_weight_during_the_canary(world: World) -> Non
     world.metrics.before_query = read_weight
     world.run()
     assert seen == [5, 25, 50, 100]
+
+
+def test_timings_from_first_canary_traffic(world: World) -> None:
+    outcome = world.run()
+    state = load_state(outcome.state_file)
+    assert timings(state) == {"traffic_to_promoted_s": 40.0, "traffic_to_decision_s": 40.0}
+
+    bad = World(world.params, world.dir.parent / "bad")
+    bad.metrics.tracks["canary"].errors = 500.0
+    state = load_state(bad.run().state_file)
+    assert timings(state) == {"traffic_to_stable_s": 20.0, "traffic_to_decision_s": 20.0}
+    assert "| canary traffic to all traffic back on stable | 20.0 s |" in (
+        (bad.dir / "canary-summary.md").read_text()
+    )

@@ -95,6 +95,14 @@ def render_markdown(state: CanaryState, params: Params) -> str:
     ]
     if state.decided_at is not None:
         lines.append(f"| duration | {state.decided_at - state.started_at:.0f} s |")
+    times = timings(state)
+    if "traffic_to_stable_s" in times:
+        lines.append(
+            f"| canary traffic to all traffic back on stable | "
+            f"{times['traffic_to_stable_s']:.1f} s |"
+        )
+    if "traffic_to_promoted_s" in times:
+        lines.append(f"| canary traffic to promoted | {times['traffic_to_promoted_s']:.1f} s |")
     if state.failures:
         counts = ", ".join(f"{k} {v}" for k, v in sorted(state.failures.items()))
         lines.append(f"| failed checks | {counts} |")
@@ -122,6 +130,23 @@ def render_markdown(state: CanaryState, params: Params) -> str:
         lines += ["", "### Events", ""]
         lines += [f"- {_utc(e['at'])} [{e['phase']}] {e['message']}" for e in state.events]
     return "\n".join(lines) + "\n"
+
+
+def timings(state: CanaryState) -> dict[str, float]:
+    """Seconds from the canary's first traffic to the end: all traffic back on stable (a
+    rollback) or on the new version (a promotion); what `make bench-canary` reports."""
+    out: dict[str, float] = {}
+    weights = state.weights
+    first = next((at for at, w in weights if w > 0), None)
+    if first is None or state.decided_at is None or len(weights) < 2:
+        return out
+    last_at, last_weight = weights[-1]
+    if state.phase == Phase.FAILED and last_weight == 0:
+        out["traffic_to_stable_s"] = last_at - first
+    elif state.phase == Phase.SUCCEEDED and last_weight == 100:
+        out["traffic_to_promoted_s"] = last_at - first
+    out["traffic_to_decision_s"] = state.decided_at - first
+    return out
 
 
 def render_timeline_text(state: CanaryState) -> str:
