@@ -203,7 +203,11 @@ def test_prometheus_down_rolls_back(world: World) -> None:
     outcome = world.run()
     assert outcome.phase == Phase.FAILED
     assert weights(world.router) == [5, 25, 0]
-    assert "metrics query failed" in outcome.reason
+    assert outcome.reason.startswith(
+        "at 25%: requests failed 2 times, error_rate failed 2 times, p99_latency failed 2 times,"
+        " score_psi failed 2 times (threshold 2): metrics query failed: Prometheus at "
+    )
+    assert outcome.reason.count("unreachable") == 1  # one cause, said once
     assert world.router.live == STABLE_ONLY
 
 

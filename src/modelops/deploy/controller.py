@@ -262,10 +262,13 @@ class CanaryController:
             state.failures[name] = state.failures.get(name, 0) + 1
         over = [n for n in analysis.failed if state.failures[n] >= c.failure_threshold]
         if over:
+            by_message: dict[str, list[str]] = {}
+            for n in over:  # one cause (e.g. Prometheus gone) is said once for all its checks
+                by_message.setdefault(analysis.check(n).message, []).append(n)
             why = "; ".join(
-                f"{n} failed {state.failures[n]} times (threshold {c.failure_threshold}): "
-                f"{analysis.check(n).message}"
-                for n in over
+                f"{', '.join(f'{n} failed {state.failures[n]} times' for n in names)} "
+                f"(threshold {c.failure_threshold}): {message}"
+                for message, names in by_message.items()
             )
             self._transition(state, Phase.ROLLING_BACK, f"at {weight}%: {why}")
         elif analysis.verdict == "passed":
