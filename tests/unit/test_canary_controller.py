@@ -21,6 +21,7 @@ from modelops.deploy.controller import (
     CanaryController,
     Outcome,
     Phase,
+    PromotionFailed,
     Release,
     RollbackFailed,
     StateError,
@@ -553,3 +554,21 @@ def test_timings_from_first_canary_traffic(world: World) -> None:
     assert "| canary traffic to all traffic back on stable | 20.0 s |" in (
         (bad.dir / "canary-summary.md").read_text()
     )
+
+
+def test_registry_failure_on_promotion_is_loud_and_resumable(world: World) -> None:
+    class RegistryDown(FakePromoter):
+        def promote(self, name: str, version: str) -> None:
+            raise ConnectionError("mlflow server: connection refused")
+
+    world.promoter = RegistryDown()
+    with pytest.raises(PromotionFailed, match="serves 100 % as stable, but the registry") as e:
+        world.run()
+    assert "connection refused" in str(e.value)
+    assert world.state()["phase"] == "promoting"
+    assert world.router.live == PROMOTED  # traffic is on the version that passed
+
+    world.promoter = FakePromoter()
+    outcome = world.controller().resume()
+    assert outcome.promoted
+    assert world.promoter.kinds() == ["promote"]

@@ -65,6 +65,7 @@ __all__ = [
     "CanaryController",
     "Outcome",
     "Phase",
+    "PromotionFailed",
     "Release",
     "RollbackFailed",
     "SmokeTest",
