@@ -405,14 +405,22 @@ def image_plan(
     commit: Annotated[
         str, typer.Option(help="git commit of the code built ($GITHUB_SHA)", envvar="GITHUB_SHA")
     ] = "",
+    image_name: Annotated[
+        str,
+        typer.Option(
+            help="image name instead of <registry>/<repository> (host/path, no tag)",
+            envvar="IMAGE_NAME",
+        ),
+    ] = "",
     outputs: Annotated[
-        Path | None, typer.Option(help="append image=, tags, build-args ($GITHUB_OUTPUT)")
+        Path | None,
+        typer.Option(help="append registry=, image=, tags, build-args ($GITHUB_OUTPUT)"),
     ] = None,
 ) -> None:
     """Image name, tags (model version, git commit) and build arguments for an exported model."""
     from modelops.deploy.image import plan_image
 
-    plan = plan_image(model_dir, registry, repository, commit)
+    plan = plan_image(model_dir, registry, repository, commit, image_name)
     if outputs is not None:
         outputs.parent.mkdir(parents=True, exist_ok=True)
         with outputs.open("a", encoding="utf-8") as handle:

@@ -2,8 +2,8 @@
 
 The team's side: a SQLite MLflow registry where version 1 and then version 2 went through
 successful canaries (each tagged with its image; 2 records that it replaced 1), and the
-repository's `origin`, a local bare repository standing in for GitHub (git's `insteadOf`
-sends the push there; act still reads the GitHub URL). Terraform is the stand-in in
+repository's `origin`, a local bare repository standing in for GitHub (its push URL; act
+still reads the GitHub URL to name the repository). Terraform is the stand-in in
 tests/fixtures/terraform_standin (no cluster, no provider registry here), which records what
 `terraform apply` was asked to apply.
 """
@@ -20,7 +20,7 @@ from mlflow import MlflowClient
 
 from modelops.deploy.gitops import TrafficSplit, write_state
 from tests.conftest import REPO_ROOT
-from tests.fixtures.actions.harness import REPOSITORY, Act, ActRun, act_project, event_payload, git
+from tests.fixtures.actions.harness import Act, ActRun, act_project, event_payload, git
 from tests.fixtures.team_registry import MODEL, registry_promoted
 
 pytestmark = pytest.mark.e2e
@@ -42,7 +42,7 @@ def rolled_back(
     origin = root / "team/origin.git"
     subprocess.run(["git", "init", "-q", "--bare", str(origin)], check=True)
     git(repo, "push", "-q", str(origin), "main")
-    git(repo, "config", f"url.{origin}.insteadOf", f"https://github.com/{REPOSITORY}.git")
+    git(repo, "remote", "set-url", "--push", "origin", str(origin))
     act = Act(repo, root)
     log = root / "terraform.jsonl"
     run = act.run(

@@ -40,7 +40,7 @@ def test_tags_carry_the_model_version_and_the_commit(exported: Path) -> None:
 def test_outputs_use_the_multiline_form(exported: Path) -> None:
     text = plan_image(exported, "ghcr.io", "acme/x", COMMIT).to_outputs()
     lines = text.splitlines()
-    assert lines[0] == "image=ghcr.io/acme/x"
+    assert lines[:2] == ["registry=ghcr.io", "image=ghcr.io/acme/x"]
     start = lines.index(next(line for line in lines if line.startswith("tags<<")))
     delimiter = lines[start].split("<<")[1]
     assert lines[start + 1 : start + 3] == [
@@ -67,3 +67,15 @@ def test_bad_input_is_refused(exported: Path, repository: str, commit: str, mess
 def test_a_folder_without_export_says_what_to_run(tmp_path: Path) -> None:
     with pytest.raises(Refused, match="run `modelops export-model"):
         plan_image(tmp_path, "ghcr.io", "acme/x", COMMIT)
+
+
+def test_another_registry_or_name(exported: Path) -> None:
+    plan = plan_image(exported, "ghcr.io", "acme/x", COMMIT, "registry.example.com:5000/ml/scoring")
+    assert plan.registry == "registry.example.com:5000"
+    assert plan.tags[0] == "registry.example.com:5000/ml/scoring:credit-scoring-v7"
+    assert plan_image(exported, "ghcr.io", "", COMMIT, "localhost/credit-scoring").image == (
+        "localhost/credit-scoring"
+    )
+    for bad in ("Registry.example.com/x", "ghcr.io/acme/x:latest", "scoring"):
+        with pytest.raises(Refused, match="not host/path in lower case"):
+            plan_image(exported, "ghcr.io", "acme/x", COMMIT, bad)
