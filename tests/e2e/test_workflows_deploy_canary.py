@@ -101,9 +101,10 @@ def rehearsals(team: dict[str, Any]) -> Iterator[list[Path]]:
 
 
 def deploy(
-    act: Act, team: dict[str, Any], rehearsals: list[Path], role: str, stable: str
+    act: Act, team: dict[str, Any], rehearsals: list[Path], role: str, stable: str, ask: str
 ) -> tuple[ActRun, LocalEnv]:
-    """Staging runs `stable`; dispatch deploy.yml for the version of `role`, under load."""
+    """Staging runs `stable`; dispatch deploy.yml for `ask` (the version of `role`), under
+    load."""
     version = team["versions"][role]
     run_dir = team["root"] / f"rehearsal-{role}"
     rehearsals.append(run_dir)
@@ -130,7 +131,7 @@ def deploy(
     with LoadGenerator(env.url, records_from_table(team["rows"], columns), rps=40, batch=25):
         run = act.run(
             "workflow_dispatch",
-            event_payload("workflow_dispatch", inputs={"model_version": version}),
+            event_payload("workflow_dispatch", inputs={"model_version": ask}),
             "deploy.yml",
             "staging",
             variables={
@@ -155,7 +156,8 @@ def registry(team: dict[str, Any]) -> MlflowClient:
 
 @pytest.fixture(scope="module")
 def promoted(act: Act, team: dict[str, Any], rehearsals: list[Path]) -> tuple[ActRun, LocalEnv]:
-    return deploy(act, team, rehearsals, "good", team["versions"]["champion"])
+    good = team["versions"]["good"]
+    return deploy(act, team, rehearsals, "good", team["versions"]["champion"], good)
 
 
 def test_a_good_challenger_is_promoted_and_committed(
@@ -191,7 +193,7 @@ def test_a_failing_challenger_is_rolled_back_with_an_issue(
 ) -> None:
     good, failing = team["versions"]["good"], team["versions"]["failing"]
     before = git(team["origin"], "rev-parse", "main")
-    run, env = deploy(act, team, rehearsals, "failing", good)
+    run, env = deploy(act, team, rehearsals, "failing", good, failing)
     assert run.jobs() == {
         "plan": "succeeded",
         "image": "succeeded",

@@ -40,7 +40,7 @@ def test_tags_carry_the_model_version_and_the_commit(exported: Path) -> None:
 def test_outputs_use_the_multiline_form(exported: Path) -> None:
     text = plan_image(exported, "ghcr.io", "acme/x", COMMIT).to_outputs()
     lines = text.splitlines()
-    assert lines[:2] == ["registry=ghcr.io", "image=ghcr.io/acme/x"]
+    assert lines[:3] == ["registry=ghcr.io", "image=ghcr.io/acme/x", "model_version=7"]
     start = lines.index(next(line for line in lines if line.startswith("tags<<")))
     delimiter = lines[start].split("<<")[1]
     assert lines[start + 1 : start + 3] == [

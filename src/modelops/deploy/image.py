@@ -42,6 +42,7 @@ class ImagePlan:
         args = "\n".join(f"{k}={v}" for k, v in self.build_args.items())
         return (
             f"registry={self.registry}\nimage={self.image}\n"
+            f"model_version={self.build_args['MODEL_VERSION']}\n"
             f"tags<<{delimiter}\n" + "\n".join(self.tags) + f"\n{delimiter}\n"
             f"build-args<<{delimiter}\n{args}\n{delimiter}\n"
         )
