@@ -35,7 +35,7 @@ from modelops.deploy.local.procs import (
     free_port,
     is_ours,
     start_detached,
-    stop,
+    stop_all,
     wait_until,
 )
 from modelops.deploy.local.prometheus import render_config, start_prometheus
@@ -167,8 +167,7 @@ class LocalEnv:
                     track, image, name, version, str(target), spec, port, pid
                 )
                 env._save()
-            for service in manifest.services.values():
-                env._wait_service(service, timeout_s)
+            # nginx and Prometheus start while the services load their models.
             first = manifest.services.get(STABLE)
             split = TrafficSplit(first.image, first.model_version) if first else None
             manifest.nginx_pid = start_nginx(env.layout, split, env.backends)
@@ -188,6 +187,8 @@ class LocalEnv:
                 manifest.prometheus_port,
             )
             env._save()
+            for service in manifest.services.values():
+                env._wait_service(service, timeout_s)
             wait_until(
                 env._scraping,
                 timeout_s=30,
@@ -303,11 +304,8 @@ class LocalEnv:
 
     def stop(self) -> None:
         """Stop nginx, the services and Prometheus (each only if it is still ours)."""
-        marker = str(self.run_dir)
-        stop(self.manifest.nginx_pid, marker)
-        for service in self.manifest.services.values():
-            stop(service.pid, marker)
-        stop(self.manifest.prometheus_pid, marker)
+        pids = [self.manifest.nginx_pid, self.manifest.prometheus_pid]
+        stop_all([*pids, *(s.pid for s in self.manifest.services.values())], str(self.run_dir))
 
     def __enter__(self) -> LocalEnv:
         return self

@@ -95,26 +95,22 @@ def is_ours(pid: int | None, marker: str) -> bool:
     return line is not None and marker in line
 
 
-def stop(
-    pid: int | None, marker: str, *, timeout_s: float = 20.0, sig: int = signal.SIGTERM
-) -> None:
-    """Send `sig` to our process, wait for it to exit, SIGKILL it after `timeout_s`."""
-    if not is_ours(pid, marker):
-        return
-    assert pid is not None
-    try:
-        os.kill(pid, sig)
-    except ProcessLookupError:
-        return
+def stop_all(pids: list[int], marker: str, *, timeout_s: float = 20.0) -> None:
+    """SIGTERM each of our processes at once, wait for all, SIGKILL (their sessions) whatever
+    is left after `timeout_s`. Pids not running a command line with `marker` are left alone."""
+    ours = [pid for pid in pids if is_ours(pid, marker)]
+    for pid in ours:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGTERM)
     deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if not is_ours(pid, marker):
-            return
+    while ours and time.monotonic() < deadline:
+        ours = [pid for pid in ours if is_ours(pid, marker)]
         time.sleep(0.05)
-    with contextlib.suppress(ProcessLookupError, PermissionError):
-        os.killpg(pid, signal.SIGKILL)  # its session: the workers it started too
+    for pid in ours:
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(pid, signal.SIGKILL)  # its session: the workers it started too
     end = time.monotonic() + 5
-    while is_ours(pid, marker) and time.monotonic() < end:
+    while any(is_ours(pid, marker) for pid in ours) and time.monotonic() < end:
         time.sleep(0.05)
 
 
