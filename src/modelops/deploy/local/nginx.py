@@ -98,7 +98,10 @@ def render_config(
             for image, weight in servers
             if weight > 0
         ]
-        upstream = f"  upstream {UPSTREAM} {{\n" + "\n".join(lines) + "\n    keepalive 32;\n  }\n"
+        # Idle upstream connections close on nginx's side first (uvicorn closes them after
+        # 5 s): a request sent on a connection the service is closing would be a 502.
+        keepalive = "    keepalive 32;\n    keepalive_timeout 2s;\n"
+        upstream = f"  upstream {UPSTREAM} {{\n" + "\n".join(lines) + "\n" + keepalive + "  }\n"
         route = (
             f"proxy_pass http://{UPSTREAM};\n"
             "      proxy_http_version 1.1;\n"
