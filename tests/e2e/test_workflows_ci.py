@@ -68,7 +68,14 @@ def tuned(act: Act) -> tuple[ActRun, list[dict[str, Any]]]:
     text = params.read_text()
     assert "    max_iter: 250\n" in text
     params.write_text(text.replace("    max_iter: 250\n", "    max_iter: 150\n"))
+    # The PR also edits the script the write-token job runs: the job must take main's.
+    script = act.repo / ".github/scripts/github-api.js"
+    hijacked = act.work / "hijacked"
+    script.write_text(
+        f"require('fs').writeFileSync({str(hijacked)!r}, 'x');\n" + script.read_text()
+    )
     run = push(act, "Fewer boosting iterations", "pr-push-1")
+    assert not hijacked.exists(), "the comment job ran the pull request's version of its script"
     return run, comments(act)
 
 

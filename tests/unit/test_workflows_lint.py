@@ -129,11 +129,19 @@ def test_permissions_are_empty_at_the_top_and_granted_per_job() -> None:
         "deploy.yml:production": deploy,
         "rollback.yml:rollback": {"contents": "write", "id-token": "write"},
     }
+    # The write-token jobs check out only the API script, and the PR job takes it from the
+    # base branch: code under review never runs with a write token.
     comment = load(GITHUB / "workflows/ci.yml")["jobs"]["comment"]
-    assert not any("checkout" in s.get("uses", "") for s in comment["steps"])
     assert "head.repo.full_name == github.repository" in comment["if"]
     retrain = load(GITHUB / "workflows/monitor.yml")["jobs"]["retrain"]
-    assert not any("checkout" in s.get("uses", "") for s in retrain["steps"])
+    for job in (comment, retrain):
+        checkouts = [s for s in job["steps"] if "checkout" in s.get("uses", "")]
+        assert [c["with"]["sparse-checkout"] for c in checkouts] == [".github/scripts"]
+    assert checkouts_ref(comment) == "${{ github.event.pull_request.base.sha }}"
+
+
+def checkouts_ref(job: dict[str, Any]) -> str | None:
+    return next(s for s in job["steps"] if "checkout" in s.get("uses", ""))["with"].get("ref")
 
 
 def test_every_action_is_pinned_to_a_commit_with_its_version() -> None:
@@ -234,7 +242,23 @@ def test_monitor_runs_on_a_schedule_and_retrains_only_on_drift() -> None:
     assert retrain["needs"] == "drift"
     assert retrain["if"] == "needs.drift.outputs.retrain == 'true'"
     scripts = [s["with"]["script"] for s in retrain["steps"] if "script" in s.get("with", {})]
-    assert "workflow_id: 'train.yml'" in scripts[0] and "issues.create" in scripts[1]
+    assert [script.split(".js').")[1].split("(")[0] for script in scripts] == [
+        "dispatchTraining",
+        "reportDrift",
+    ]
+
+
+def test_github_script_steps_are_one_line_calls_into_the_api_module() -> None:
+    """The API logic lives in .github/scripts/github-api.js, not in the YAML."""
+    api = (GITHUB / "scripts/github-api.js").read_text()
+    for path in ours():
+        for step in steps_of(load(path)):
+            if "github-script" not in step.get("uses", ""):
+                continue
+            script = step["with"]["script"]
+            assert "\n" not in script.strip(), f"{path.name}: inline script: {script}"
+            call = script.split("require('./.github/scripts/github-api.js').")[1]
+            assert f"async function {call.split('(')[0]}(" in api, f"{path.name}: {script}"
 
 
 def test_deploy_follows_a_registering_train_run_and_never_cancels_a_deploy() -> None:
