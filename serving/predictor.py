@@ -61,7 +61,8 @@ class Batch:
         return cls(numeric, categorical)
 
     def frame(self, card: ModelCard) -> pd.DataFrame:
-        """The batch as the DataFrame the pipeline was trained on (object categoricals)."""
+        """The batch as the DataFrame the pipeline was trained on: float64 numerics, object
+        categoricals with NaN for a missing value (as modelops.data.coerce_features gives)."""
         columns: dict[str, Any] = {}
         numeric = dict(zip(card.numeric, self.numeric.T, strict=True))
         categorical = dict(zip(card.categorical, self.categorical, strict=True))
@@ -69,7 +70,8 @@ class Batch:
             if feature.kind == "numeric":
                 columns[feature.name] = pd.Series(numeric[feature.name], dtype="float64")
             else:
-                columns[feature.name] = pd.Series(categorical[feature.name], dtype=object)
+                values = [np.nan if v is None else v for v in categorical[feature.name]]
+                columns[feature.name] = pd.Series(values, dtype=object)
         return pd.DataFrame(columns)
 
 
@@ -134,7 +136,7 @@ class _NumericBlock:
 class _CategoricalBlock:
     columns: list[int]  # indexes into Batch.categorical
     lookups: list[dict[Any, int]]  # category -> output column
-    fill: list[Any]  # what a missing value becomes (None when the imputer keeps None)
+    fill: list[Any]  # what a missing value becomes (None when no imputer fills it)
 
     def write(self, x: np.ndarray, batch: Batch) -> None:
         for column, lookup, fill in zip(self.columns, self.lookups, self.fill, strict=True):
@@ -185,10 +187,10 @@ def _categorical_block(steps: list[Any], columns: list[int], offset: int) -> _Ca
     for step in imputers:
         if not isinstance(step, SimpleImputer) or step.add_indicator:
             raise Unsupported(f"categorical step {type(step).__name__}")
-        if step.missing_values is None:  # None counts as missing only for this setting
-            fill = list(step.statistics_)
-        elif not _is_nan(step.missing_values):
-            raise Unsupported("categorical imputer with missing_values other than NaN/None")
+        # A missing value reaches the pipeline as NaN (Batch.frame, coerce_features).
+        if not _is_nan(step.missing_values):
+            raise Unsupported("categorical imputer with missing_values other than NaN")
+        fill = list(step.statistics_)
     lookups, position = [], offset
     for categories in encoder.categories_:
         lookups.append({value: position + i for i, value in enumerate(categories)})
