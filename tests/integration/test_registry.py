@@ -130,8 +130,11 @@ def test_training_run_records_everything(trained_model, params: Params, repo_roo
     import mlflow.models
     import mlflow.sklearn
 
-    info = mlflow.models.get_model_info(str(model_dir))
-    inputs = [c["name"] for c in info.signature.inputs.to_dict()]
+    # Read from the folder's MLmodel: get_model_info would also look the model up in whatever
+    # tracking store the process points at, which another test may have changed.
+    signature = mlflow.models.Model.load(str(model_dir)).signature
+    assert signature is not None
+    inputs = [c["name"] for c in signature.inputs.to_dict()]
     assert inputs == params.data.features
     assert (model_dir / "input_example.json").is_file()
     reference = json.loads((model_dir / "extra_files" / "reference.json").read_text())
