@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from modelops.errors import Refused
+from modelops.export import EXPORT_FILE
 
 _REPOSITORY = re.compile(r"^[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+$")
 # host (with a dot, or localhost), optional port, lower-case path; no tag, no digest.
@@ -71,7 +72,7 @@ def plan_image(
         image = f"{registry}/{repository.lower()}"
     if not _COMMIT.match(commit):
         raise Refused(f"commit {commit!r} is not a git commit hash (use $GITHUB_SHA)")
-    export = Path(model_dir) / "export.json"
+    export = Path(model_dir) / EXPORT_FILE
     try:
         info = json.loads(export.read_text(encoding="utf-8"))
     except FileNotFoundError:

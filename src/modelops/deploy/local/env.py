@@ -31,6 +31,7 @@ from modelops.deploy.local.images import local_image
 from modelops.deploy.local.nginx import NginxLayout, NginxRouter, start_nginx
 from modelops.deploy.local.procs import (
     LocalEnvError,
+    answers_ok,
     find_binary,
     free_port,
     is_ours,
@@ -201,14 +202,8 @@ class LocalEnv:
         return env
 
     def _wait_service(self, service: Service, timeout_s: float) -> None:
-        def ready() -> bool:
-            try:
-                return httpx.get(f"{service.url}/ready", timeout=2).status_code == 200
-            except httpx.HTTPError:
-                return False
-
         wait_until(
-            ready,
+            lambda: answers_ok(f"{service.url}/ready"),
             timeout_s=timeout_s,
             what=f"the {service.track} service ({service.source}) on {service.url}",
             alive=lambda: is_ours(service.pid, str(self.run_dir)),

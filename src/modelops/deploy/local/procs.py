@@ -133,6 +133,16 @@ def wait_until(
     raise LocalEnvError(f"{what}: not ready after {timeout_s:g}s{log_tail(log)}")
 
 
+def answers_ok(url: str) -> bool:
+    """True when GET url answers 200 (a readiness probe); False while it refuses or fails."""
+    import httpx
+
+    try:
+        return httpx.get(url, timeout=2).status_code == 200
+    except httpx.HTTPError:
+        return False
+
+
 def log_tail(log: Path | None, lines: int = 15) -> str:
     if log is None or not log.is_file():
         return ""

@@ -12,10 +12,15 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-import httpx
 import yaml
 
-from modelops.deploy.local.procs import LocalEnvError, is_ours, start_detached, wait_until
+from modelops.deploy.local.procs import (
+    LocalEnvError,
+    answers_ok,
+    is_ours,
+    start_detached,
+    wait_until,
+)
 
 MODELOPS_JOB = "modelops"
 
@@ -80,14 +85,8 @@ def start_prometheus(
     pid = start_detached(argv, log=log)
     url = f"http://127.0.0.1:{port}"
 
-    def ready() -> bool:
-        try:
-            return httpx.get(f"{url}/-/ready", timeout=2).status_code == 200
-        except httpx.HTTPError:
-            return False
-
     wait_until(
-        ready,
+        lambda: answers_ok(f"{url}/-/ready"),
         timeout_s=timeout_s,
         what=f"Prometheus on {url}",
         alive=lambda: is_ours(pid, str(conf)),
