@@ -20,11 +20,13 @@ from modelops.errors import RouterError
 
 STATE_FILE = "deploy.auto.tfvars.json"
 
-# Registry host (with a dot, or localhost), optional port, repository path, optional tag,
-# then a mandatory sha256 digest. Identical to the regex in the module's variables.tf.
+# Registry host (with a dot, or localhost) and optional port; then the repository path.
+REGISTRY_HOST = r"(?:localhost|[a-z0-9-]+(?:[.][a-z0-9-]+)+)(?::[0-9]+)?"
+REPOSITORY_PATH = r"(?:/[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*)+"
+# An image by host and path, an optional tag, then a mandatory sha256 digest. Identical to
+# the regex in the module's variables.tf.
 IMAGE_PATTERN = re.compile(
-    r"^(?:localhost|[a-z0-9-]+(?:[.][a-z0-9-]+)+)(?::[0-9]+)?"
-    r"(?:/[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*)+"
+    rf"^{REGISTRY_HOST}{REPOSITORY_PATH}"
     r"(?::[A-Za-z0-9_][A-Za-z0-9_.-]{0,127})?@sha256:[0-9a-f]{64}$"
 )
 # A model version is used as a Kubernetes label value: at most 63 characters.

@@ -15,15 +15,13 @@ import secrets
 from dataclasses import dataclass
 from pathlib import Path
 
+from modelops.deploy.gitops import REGISTRY_HOST, REPOSITORY_PATH
 from modelops.errors import Refused
 from modelops.export import EXPORT_FILE
 
 _REPOSITORY = re.compile(r"^[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+$")
-# host (with a dot, or localhost), optional port, lower-case path; no tag, no digest.
-_IMAGE_NAME = re.compile(
-    r"^(?P<host>(?:localhost|[a-z0-9-]+(?:[.][a-z0-9-]+)+)(?::[0-9]+)?)"
-    r"(?:/[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*)+$"
-)
+# The image part of gitops.IMAGE_PATTERN: host and lower-case path; no tag, no digest.
+_IMAGE_NAME = re.compile(rf"^(?P<host>{REGISTRY_HOST}){REPOSITORY_PATH}$")
 _COMMIT = re.compile(r"^[0-9a-f]{7,40}$")
 _TAG_UNSAFE = re.compile(r"[^A-Za-z0-9_.-]")
 
