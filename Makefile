@@ -24,7 +24,7 @@ setup: $(BIN)/modelops ## Create .venv from the lock file (uv, compiled bytecode
 
 run: setup pipeline register where ## Set up, run the DVC pipeline, register the challenger, say where to look
 
-pipeline: setup ## dvc repro: validate -> split -> train -> evaluate -> gate
+pipeline: setup ## dvc repro: validate_data -> split -> train -> evaluate -> gate
 	dvc repro
 
 register: setup ## Register the gated model in MLflow with alias `challenger`
@@ -156,16 +156,16 @@ deploy-export: setup ## Export MODEL_VERSION (number or alias) from the registry
 	modelops export-model --model-uri "$$MODEL_VERSION" --out build/model --force
 
 image-plan: setup ## Image name, tags (model version, git commit) and build args for build/model -> OUTPUTS
-	modelops image-plan --model-dir build/model --outputs "$(OUTPUTS)"
+	modelops deploy image-plan --model-dir build/model --outputs "$(OUTPUTS)"
 
 deploy-canary: setup ## Canary of MODEL_VERSION (IMAGE, by digest) in infra/terraform/envs/DEPLOY_ENV; reports -> build/canary
-	modelops canary --target "infra/terraform/envs/$$DEPLOY_ENV" --model-version "$$MODEL_VERSION" --image "$$IMAGE" --run-dir build/canary
+	modelops deploy canary --target "infra/terraform/envs/$$DEPLOY_ENV" --model-version "$$MODEL_VERSION" --image "$$IMAGE" --run-dir build/canary
 
 gitops-commit: setup ## Commit DEPLOY_ENV's desired-state file (if it changed) with REASON and push it to origin main
-	modelops gitops-commit --env-dir "infra/terraform/envs/$$DEPLOY_ENV" --reason "$$REASON" --push
+	modelops deploy gitops-commit --env-dir "infra/terraform/envs/$$DEPLOY_ENV" --reason "$$REASON" --push
 
-rollback-env: setup ## Roll DEPLOY_ENV back to the previous champion's image at 100% (modelops rollback)
-	modelops rollback --env-dir "infra/terraform/envs/$$DEPLOY_ENV" --reason "$$REASON"
+rollback-env: setup ## Roll DEPLOY_ENV back to the previous champion's image at 100% (modelops deploy rollback)
+	modelops deploy rollback --env-dir "infra/terraform/envs/$$DEPLOY_ENV" --reason "$$REASON"
 
 # The canary rehearsed on this machine (infra/local/README.md): champion vs challenger from
 # the local MLflow store (`make run`), two model services, real nginx and Prometheus, load.
@@ -173,7 +173,7 @@ rollback-env: setup ## Roll DEPLOY_ENV back to the previous champion's image at 
 CANARY_INTERVAL ?= 15
 CANARY_RPS ?= 80
 canary: setup ## Rehearse the canary locally (nginx + Prometheus + load): champion vs challenger -> build/canary
-	modelops canary --target local --interval $(CANARY_INTERVAL) --rps $(CANARY_RPS) --run-dir build/canary
+	modelops deploy canary --target local --interval $(CANARY_INTERVAL) --rps $(CANARY_RPS) --run-dir build/canary
 
-canary-stop: setup ## Stop a rehearsal left running (modelops canary --keep-env)
-	modelops canary --stop-env --run-dir build/canary
+canary-stop: setup ## Stop a rehearsal left running (modelops deploy canary --keep-env)
+	modelops deploy canary --stop-env --run-dir build/canary

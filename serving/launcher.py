@@ -36,7 +36,7 @@ from types import FrameType
 from typing import Any
 
 from modelops.errors import ModelopsError
-from modelops.export import expand_model_uri
+from modelops.registry.export import expand_model_uri
 from serving.model import ModelLoadError, read_card, resolve_model_dir
 from serving.settings import ServeSettings
 

@@ -24,7 +24,7 @@ SETTINGS: dict[str, float] = {"user_rps": 10.0}
 def _load_rows(**_: Any) -> None:
     """Read the test split once per locust process (not at import time)."""
     from modelops.config import load_params
-    from modelops.data import coerce_features, read_split
+    from modelops.pipeline.data import coerce_features, read_split
 
     params = load_params(os.environ.get("MODELOPS_PARAMS", "params.yaml"))
     data = os.environ.get("MODELOPS_LOADTEST_DATA", "data/split/test.parquet")

@@ -22,7 +22,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, gene
 from prometheus_client import multiprocess as prometheus_multiprocess
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
-from modelops.reference import MISSING, OTHER, bin_labels, numeric_bin_index
+from modelops.registry.reference import MISSING, OTHER, bin_labels, numeric_bin_index
 from serving.model import ModelCard
 
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.0075, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 1, 2.5)

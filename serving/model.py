@@ -17,8 +17,8 @@ from typing import Any, Literal
 
 import yaml
 
-from modelops.export import EXPORT_FILE
-from modelops.reference import REFERENCE_FILE
+from modelops.registry.export import EXPORT_FILE
+from modelops.registry.reference import REFERENCE_FILE
 
 UNREGISTERED = "unregistered"
 NUMERIC_TYPES = {"double", "float", "long", "integer"}
@@ -91,10 +91,12 @@ def resolve_model_dir(source: str, workdir: Path | None = None) -> Path:
             f"loading {source} needs mlflow, which this environment (the service image) does "
             "not have: bake the model in with `modelops export-model` and serve the folder"
         )
-    from modelops.export import export_model
+    from modelops.registry.client import open_registry
+    from modelops.registry.export import export_model
+    from modelops.registry.tracking import TrackingSettings
 
     target = (workdir or Path(tempfile.mkdtemp(prefix="modelops-model-"))) / "model"
-    export_model(source, target)
+    export_model(source, target, open_registry(TrackingSettings()))
     return target
 
 

@@ -62,7 +62,7 @@ class Batch:
 
     def frame(self, card: ModelCard) -> pd.DataFrame:
         """The batch as the DataFrame the pipeline was trained on: float64 numerics, object
-        categoricals with NaN for a missing value (as modelops.data.coerce_features gives)."""
+        categoricals with NaN for a missing value (as pipeline.data.coerce_features gives)."""
         columns: dict[str, Any] = {}
         numeric = dict(zip(card.numeric, self.numeric.T, strict=True))
         categorical = dict(zip(card.categorical, self.categorical, strict=True))

@@ -12,7 +12,7 @@ import pandas as pd
 import pytest
 
 from modelops.config import Params, load_params
-from modelops.data import read_raw, split
+from modelops.pipeline.data import read_raw, split
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
@@ -55,8 +55,8 @@ def trained_model(
     split_frames: tuple[pd.DataFrame, pd.DataFrame],
 ) -> Iterator[dict[str, Path | str]]:
     """One real training run (default params) in its own store: model folder, run file, URI."""
-    from modelops.tracking import TrackingSettings
-    from modelops.train import train_and_log
+    from modelops.pipeline.train import train_and_log
+    from modelops.registry.tracking import TrackingSettings
 
     root = tmp_path_factory.mktemp("trained")
     train_path = root / "train.parquet"

@@ -40,7 +40,7 @@ class DataParams(_Section):
         return self
 
 
-class ValidateParams(_Section):
+class DataValidationParams(_Section):
     min_rows: int = 100
     max_missing_rate: float = 0.2
     max_duplicate_rate: float = 0.05
@@ -167,7 +167,7 @@ class Params(BaseModel):
     model_config = ConfigDict(extra="allow", populate_by_name=True)
 
     data: DataParams
-    validate_: ValidateParams = Field(ValidateParams(), alias="validate")
+    data_validation: DataValidationParams = DataValidationParams()
     split: SplitParams = SplitParams()
     train: TrainParams = TrainParams()
     evaluate: EvaluateParams = EvaluateParams()

@@ -27,3 +27,7 @@ class RouterError(ModelopsError, RuntimeError):
 
 class MetricsError(ModelopsError, RuntimeError):
     """A metrics query failed (Prometheus unreachable, query refused, unexpected answer)."""
+
+
+class RegistryUnreachable(RegistryError):
+    """The MLflow tracking server did not answer within the retry budget."""

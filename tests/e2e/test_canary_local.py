@@ -1,4 +1,4 @@
-"""The canary rehearsal end to end: `modelops canary --target local` with real processes.
+"""The canary rehearsal end to end: `modelops deploy canary --target local` with real processes.
 
 Every test runs the real command in a subprocess against a real MLflow registry (SQLite in
 a temporary folder): two `python -m serving` processes, nginx splitting traffic by weight, a
@@ -40,8 +40,8 @@ from modelops.deploy.gitops import TrafficSplit, read_state, write_state
 from modelops.deploy.local.env import LocalEnv
 from modelops.deploy.local.loadgen import LoadGenerator, records_from_table
 from modelops.deploy.state import CanaryState, Phase, load_state
-from modelops.tracking import TrackingSettings
-from modelops.train import train_and_log
+from modelops.pipeline.train import train_and_log
+from modelops.registry.tracking import TrackingSettings
 from tests.conftest import REPO_ROOT
 from tests.fixtures import canary_models
 

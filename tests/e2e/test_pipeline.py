@@ -20,7 +20,7 @@ from mlflow import MlflowClient
 from tests.conftest import copy_project
 
 BIN = Path(sys.executable).parent
-STAGES = {"validate", "split", "train", "evaluate", "gate"}
+STAGES = {"validate_data", "split", "train", "evaluate", "gate"}
 
 
 def sh(args: list[str], cwd: Path, check: bool = True) -> subprocess.CompletedProcess[str]:
@@ -59,7 +59,7 @@ def project(tmp_path_factory: pytest.TempPathFactory) -> Path:
     root = copy_project(tmp_path_factory.mktemp("project"))
     cold = sh(["dvc", "repro"], root)
     # validate's report is git-tracked and the data is unchanged, so a fresh clone skips it.
-    assert ran_stages(cold.stdout) == STAGES - {"validate"}, cold.stdout
+    assert ran_stages(cold.stdout) == STAGES - {"validate_data"}, cold.stdout
     return root
 
 
@@ -193,7 +193,8 @@ def test_another_dataset_by_editing_params_only(tmp_path: Path) -> None:
             "categorical_features": ["plan", "region"],
             "segment_column": "region",
         }
-        params["validate"]["ranges"] = {"tenure_months": [0, 120], "monthly_charges": [0, 500]}
+        ranges = {"tenure_months": [0, 120], "monthly_charges": [0, 500]}
+        params["data_validation"]["ranges"] = ranges
         params["gate"]["min_auc"] = 0.7
         params["register"]["model_name"] = "churn"
 

@@ -18,7 +18,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from modelops.report import MARKER
+from modelops.ci.pr_comment import MARKER
 from tests.conftest import REPO_ROOT
 from tests.fixtures.actions.harness import Act, ActRun, act_project, event_payload, git
 

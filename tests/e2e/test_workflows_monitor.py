@@ -17,7 +17,7 @@ from typing import Any
 import pandas as pd
 import pytest
 
-from modelops.monitor import ISSUE_LABEL, ISSUE_MARKER
+from modelops.monitor.issue import ISSUE_LABEL, ISSUE_MARKER
 from tests.fixtures.actions.harness import Act, ActRun, act_project, event_payload
 from tests.fixtures.team_registry import MODEL, registry_copy
 

@@ -14,9 +14,9 @@ import pytest
 from mlflow import MlflowClient
 
 from modelops.config import Params
-from modelops.gate import decide, write_report
-from modelops.tracking import TrackingSettings, file_md5
-from modelops.train import read_run, train_and_log
+from modelops.pipeline.gate import decide, write_report
+from modelops.pipeline.train import read_run, train_and_log
+from modelops.registry.tracking import TrackingSettings, file_md5
 
 MODELOPS = str(Path(sys.executable).parent / "modelops")
 
@@ -141,7 +141,7 @@ def test_training_run_records_everything(trained_model, params: Params, repo_roo
     assert set(reference["features"]) == set(params.data.features) and "score" in reference
     model = mlflow.sklearn.load_model(str(model_dir))
     test = pd.read_parquet(trained_model["test_path"])
-    from modelops.evaluate import score
+    from modelops.pipeline.evaluate import score
 
     assert score(model, test, params).shape == (len(test),)
 
@@ -150,9 +150,9 @@ def test_training_run_records_everything(trained_model, params: Params, repo_roo
 def test_both_model_families_reach_the_gate(model_name: str, params: Params, split_frames) -> None:
     from sklearn.metrics import roc_auc_score
 
-    from modelops.data import labels
-    from modelops.evaluate import score
-    from modelops.train import fit
+    from modelops.pipeline.data import labels
+    from modelops.pipeline.evaluate import score
+    from modelops.pipeline.train import fit
 
     chosen = params.model_copy(
         update={"train": params.train.model_copy(update={"model": model_name})}

@@ -16,9 +16,9 @@ import pandas as pd
 import pytest
 
 from modelops.config import Params
-from modelops.registry import register_version
-from modelops.tracking import TrackingSettings
-from modelops.train import train_and_log
+from modelops.pipeline.train import train_and_log
+from modelops.registry.client import register_version
+from modelops.registry.tracking import TrackingSettings
 from serving.process import ServiceProcess
 
 pytestmark = pytest.mark.integration

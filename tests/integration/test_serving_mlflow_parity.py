@@ -16,7 +16,7 @@ import pandas as pd
 import pytest
 
 from modelops.config import Params
-from modelops.data import coerce_features
+from modelops.pipeline.data import coerce_features
 from serving.process import ServiceProcess
 
 pytestmark = pytest.mark.integration

@@ -27,7 +27,7 @@ from modelops.deploy.analysis import (
     score_psi,
 )
 from modelops.deploy.metrics import Sample
-from modelops.drift import psi
+from modelops.monitor.drift import psi
 from tests.fixtures.canary_fakes import BASE_SCORES, SHIFTED_SCORES, FakeMetrics, Track
 
 
@@ -148,7 +148,7 @@ def test_one_failed_query_fails_its_check_only(params: Params) -> None:
 
 
 def test_score_psi_equals_drift_psi_on_the_same_counts(params: Params) -> None:
-    """One PSI definition: analysis de-cumulates the buckets and calls modelops.drift.psi."""
+    """One PSI definition: analysis de-cumulates the buckets and calls monitor.drift.psi."""
     metrics = FakeMetrics()
     metrics.tracks["canary"].scores = SHIFTED_SCORES
     result = analyse(metrics, params, "e", 60).check("score_psi")

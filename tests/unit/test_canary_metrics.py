@@ -30,8 +30,8 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, star
 from modelops.config import Params
 from modelops.deploy.analysis import CHECKS, analyse
 from modelops.deploy.metrics import MetricProvider, PrometheusMetricProvider
-from modelops.drift import psi
 from modelops.errors import MetricsError
+from modelops.monitor.drift import psi
 
 PROMETHEUS = shutil.which("prometheus") or "/usr/bin/prometheus"
 LATENCY = (0.001, 0.0025, 0.005, 0.0075, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 1, 2.5)

@@ -8,9 +8,9 @@ import pytest
 import yaml
 
 from modelops.config import Params, load_params
-from modelops.data import split
 from modelops.errors import ParamsError
-from modelops.reference import build_reference, numeric_bin_index
+from modelops.pipeline.data import split
+from modelops.registry.reference import build_reference, numeric_bin_index
 
 
 def test_params_errors_name_the_problem(tmp_path, repo_root) -> None:

@@ -1,4 +1,4 @@
-"""`modelops image-plan`: the image name, tags and build arguments of an exported model."""
+"""`modelops deploy image-plan`: the image name, tags and build arguments of an exported model."""
 
 from __future__ import annotations
 

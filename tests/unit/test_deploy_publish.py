@@ -1,4 +1,4 @@
-"""`modelops gitops-commit`: the desired-state file committed and pushed with real git.
+"""`modelops deploy gitops-commit`: the desired-state file committed and pushed with real git.
 
 The remote is a local bare repository, as the team's GitHub repository would be; a second
 clone plays the other environment's deploy pushing first.

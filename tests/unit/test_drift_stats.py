@@ -11,8 +11,8 @@ import pytest
 
 from modelops.bench.drift import inject_drift
 from modelops.config import DriftParams, Params
-from modelops.data import coerce_features
-from modelops.drift import (
+from modelops.errors import DataError
+from modelops.monitor.drift import (
     SCORE,
     bin_counts,
     chi2_two_sample,
@@ -23,8 +23,8 @@ from modelops.drift import (
     psi,
     reference_shares,
 )
-from modelops.errors import DataError
-from modelops.reference import MISSING, OTHER, build_reference
+from modelops.pipeline.data import coerce_features
+from modelops.registry.reference import MISSING, OTHER, build_reference
 
 
 @pytest.fixture(scope="module")

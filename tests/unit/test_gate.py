@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from modelops.config import GateParams
-from modelops.gate import decide
+from modelops.pipeline.gate import decide
 
 GATE = GateParams(min_auc=0.7, max_auc_drop=0.01, alpha=0.05)
 

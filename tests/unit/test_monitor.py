@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from modelops.errors import DataError
-from modelops.monitor import ISSUE_MARKER, issue_title, write_issue, write_outputs
+from modelops.monitor.issue import ISSUE_MARKER, issue_title, write_issue, write_outputs
 
 REPORT = {"verdict": "drift", "rows": 812, "drifted": ["Income", "__score__"], "warnings": []}
 MARKDOWN = """# Drift report

@@ -21,7 +21,7 @@ import yaml
 
 from modelops.bench.drift import inject_drift
 from modelops.config import Params
-from modelops.drift import SCORE, bin_counts, psi, reference_shares
+from modelops.monitor.drift import SCORE, bin_counts, psi, reference_shares
 
 PROMTOOL = shutil.which("promtool") or "/usr/bin/promtool"
 PROM_DIR = Path(__file__).resolve().parents[2] / "infra" / "local" / "prometheus"
@@ -170,7 +170,7 @@ def test_recorded_psi_equals_python_psi_on_real_credit_data(
     feature and the score; the drift alerts fire for exactly the shifted features."""
     import mlflow.sklearn
 
-    from modelops.evaluate import score
+    from modelops.pipeline.evaluate import score
 
     reference = json.loads((trained_model["model_dir"] / "extra_files/reference.json").read_text())
     model = mlflow.sklearn.load_model(str(trained_model["model_dir"]))

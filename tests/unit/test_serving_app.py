@@ -21,9 +21,9 @@ from prometheus_client.parser import text_string_to_metric_families
 
 import serving.service
 from modelops.config import Params
-from modelops.data import coerce_features
-from modelops.tracking import TrackingSettings
-from modelops.train import train_and_log
+from modelops.pipeline.data import coerce_features
+from modelops.pipeline.train import train_and_log
+from modelops.registry.tracking import TrackingSettings
 from serving.app import create_app
 from serving.model import load_pipeline, read_card
 from serving.settings import ServeSettings

@@ -13,8 +13,8 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from modelops.config import Params
-from modelops.data import coerce_features
-from modelops.reference import MISSING, OTHER, bin_labels, numeric_bin_index
+from modelops.pipeline.data import coerce_features
+from modelops.registry.reference import MISSING, OTHER, bin_labels, numeric_bin_index
 from serving.metrics import (
     LATENCY_BUCKETS,
     SCORE_BUCKETS,
@@ -103,7 +103,7 @@ def test_histogram_buckets_are_the_contract() -> None:
 
 
 def expected_bins(card: ModelCard, batch: Batch, scores: list[float]) -> Counter[tuple[str, str]]:
-    """Independent count with modelops.reference, the code that built the reference bins."""
+    """Independent count with registry.reference, the code that built the reference bins."""
     out: Counter[tuple[str, str]] = Counter()
     for j, feature in enumerate(card.numeric):
         edges = card.reference["features"][feature]["edges"]

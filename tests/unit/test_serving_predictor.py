@@ -14,8 +14,8 @@ from sklearn.ensemble import RandomForestClassifier
 from sklearn.pipeline import Pipeline
 
 from modelops.config import Params
-from modelops.data import coerce_features, labels
-from modelops.train import fit
+from modelops.pipeline.data import coerce_features, labels
+from modelops.pipeline.train import fit
 from serving.model import ModelCard, load_pipeline, read_card
 from serving.predictor import (
     TOLERANCE,

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from sklearn.metrics import roc_auc_score
 
-from modelops.stats import bootstrap_auc_interval, delong_test
+from modelops.pipeline.stats import bootstrap_auc_interval, delong_test
 
 
 def brute_force_delong(y: np.ndarray, a: np.ndarray, b: np.ndarray) -> tuple[float, float]:

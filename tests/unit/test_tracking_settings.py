@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from modelops.tracking import TrackingSettings, artifact_location
+from modelops.registry.tracking import TrackingSettings, artifact_location
 
 
 @pytest.mark.parametrize(

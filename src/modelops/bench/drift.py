@@ -23,7 +23,7 @@ import numpy as np
 import pandas as pd
 
 from modelops.config import Params, load_params
-from modelops.drift import DriftReport, compare
+from modelops.monitor.drift import DriftReport, compare
 
 DEFAULT_SHIFT = {"Income": 1.5, "Amount": 1.5}
 DEFAULT_MOVE = ("Home", "owner", "rent", 0.5)
@@ -53,8 +53,8 @@ def inject_drift(
 
 def fit_reference(params: Params, train: pd.DataFrame) -> tuple[Any, dict[str, Any]]:
     """The model and the reference that `modelops train` would save for this train split."""
-    from modelops.reference import build_reference
-    from modelops.train import fit
+    from modelops.pipeline.train import fit
+    from modelops.registry.reference import build_reference
 
     model, features, _, _ = fit(params, train)
     scores = model.predict_proba(features)[:, 1]
@@ -69,7 +69,7 @@ def fit_reference(params: Params, train: pd.DataFrame) -> tuple[Any, dict[str, A
 
 
 def judge(rows: pd.DataFrame, model: Any, reference: dict[str, Any], params: Params) -> DriftReport:
-    from modelops.evaluate import score
+    from modelops.pipeline.evaluate import score
 
     return compare(
         rows, reference, params.drift, params.data.features, scores=score(model, rows, params)
@@ -125,7 +125,7 @@ def resample_verdicts(
 
 
 def run(params: Params, rounds: int, seed: int) -> dict[str, Any]:
-    from modelops.data import read_raw, split
+    from modelops.pipeline.data import read_raw, split
 
     started = time.perf_counter()
     train, test = split(read_raw(params.data.path), params.data, params.split)

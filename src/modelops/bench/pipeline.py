@@ -65,8 +65,8 @@ def bench_repro(repo: Path) -> dict[str, float]:
 def _train_child(params_path: str, rows: int, model: str) -> None:
     """Child process body: generate, fit, print JSON with timings and peak RSS."""
     from modelops.config import load_params
-    from modelops.data import read_raw
-    from modelops.train import fit
+    from modelops.pipeline.data import read_raw
+    from modelops.pipeline.train import fit
 
     params = load_params(params_path)
     params = params.model_copy(update={"train": params.train.model_copy(update={"model": model})})

@@ -75,7 +75,7 @@ class Run:
 def sample_rows(data: Path, params_path: Path, n: int, seed: int = 0) -> list[dict[str, Any]]:
     """n records of the real test split, missing values as None, feature columns only."""
     from modelops.config import load_params
-    from modelops.data import coerce_features, read_split
+    from modelops.pipeline.data import coerce_features, read_split
 
     features = coerce_features(read_split(data), load_params(params_path).data)
     picked = features.sample(min(n, len(features)), random_state=seed)

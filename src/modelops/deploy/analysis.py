@@ -11,7 +11,7 @@ in serving/README.md; Prometheus adds `track` and `env` per scrape target):
                above `canary.max_p99_ratio` x stable p99 when canary is also more than
                `canary.p99_slack_ms` slower (a 2 ms vs 1 ms pair is bucket noise, not a regression).
 - score_psi:   PSI of canary's predicted-score histogram against stable's, with the PSI of
-               `modelops.drift` and `drift.epsilon`; at most `canary.max_score_psi`. Judged only
+               `monitor.drift` and `drift.epsilon`; at most `canary.max_score_psi`. Judged only
                with `canary.min_score_rows` scored rows on each track (inconclusive before).
 
 A query that fails (MetricsError) or returns no data is a failed check: the controller never
@@ -30,8 +30,8 @@ import numpy as np
 
 from modelops.config import Params
 from modelops.deploy.metrics import MetricProvider, Sample
-from modelops.drift import psi
 from modelops.errors import MetricsError
+from modelops.monitor.drift import psi
 
 Verdict = Literal["passed", "failed", "inconclusive"]
 CHECKS: tuple[str, ...] = ("requests", "error_rate", "p99_latency", "score_psi")

@@ -146,7 +146,7 @@ class CanaryController:
                 raise StateError(
                     f"{self.state_file}: a canary of {previous.release.model_name} version "
                     f"{previous.release.canary_version} is still {previous.phase.value}; finish "
-                    "it with resume() (`modelops canary --resume`) before starting another"
+                    "it with resume() (`modelops deploy canary --resume`) before starting another"
                 )
         self._check_live_stable(release)
         now = self.clock()
@@ -301,7 +301,7 @@ class CanaryController:
             raise PromotionFailed(
                 f"{release.model_name} {release.canary_version} serves 100 % as stable, but the "
                 f"registry could not be updated ({error}); fix the registry connection and run "
-                f"`modelops canary --resume` (state: {self.state_file})"
+                f"`modelops deploy canary --resume` (state: {self.state_file})"
             ) from error
         self._transition(state, Phase.SUCCEEDED, state.reason or "promoted", decided=True)
 
@@ -325,7 +325,7 @@ class CanaryController:
                     f"traffic may still go {state.weight}% to canary {release.canary_image}. "
                     f"Last router error: {error}. Apply stable {split.stable_image} (model "
                     f"{split.stable_model_version}) at 100 % now, or fix the router and run "
-                    f"`modelops canary --resume` (state: {self.state_file})"
+                    f"`modelops deploy canary --resume` (state: {self.state_file})"
                 ) from error
         try:
             self._with_retries(
@@ -337,8 +337,8 @@ class CanaryController:
         except Exception as error:
             raise RollbackFailed(
                 f"traffic is back on stable, but tagging {release.model_name} "
-                f"{release.canary_version} rejected failed ({error}); run "
-                f"`modelops canary --resume` (state: {self.state_file}) once the registry answers"
+                f"{release.canary_version} rejected failed ({error}); run `modelops deploy "
+                f"canary --resume` (state: {self.state_file}) once the registry answers"
             ) from error
         self._transition(state, Phase.FAILED, state.reason, decided=True)
 

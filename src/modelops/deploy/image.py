@@ -1,6 +1,6 @@
 """The image a deploy builds: its name, tags and build arguments, from an exported model.
 
-`modelops image-plan` reads the export.json that `modelops export-model` wrote and prints
+`modelops deploy image-plan` reads the export.json that `modelops export-model` wrote and prints
 what docker/login-action and docker/build-push-action take (as step outputs): the registry
 host, the image name (`ghcr.io/<owner>/<repo>` in lower case, as registries require, unless
 another name is given), one tag per model version and one per git commit, and the
@@ -17,7 +17,7 @@ from pathlib import Path
 
 from modelops.deploy.gitops import REGISTRY_HOST, REPOSITORY_PATH
 from modelops.errors import Refused
-from modelops.export import EXPORT_FILE
+from modelops.registry.export import EXPORT_FILE
 
 _REPOSITORY = re.compile(r"^[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+$")
 # The image part of gitops.IMAGE_PATTERN: host and lower-case path; no tag, no digest.

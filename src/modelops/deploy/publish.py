@@ -1,6 +1,6 @@
 """Record an environment's desired state in git: commit its GitOps file and push it.
 
-The deploy and rollback workflows end with `modelops gitops-commit`: whatever the canary
+The deploy and rollback workflows end with `modelops deploy gitops-commit`: whatever the canary
 controller or the rollback left in `envs/<env>/deploy.auto.tfvars.json` is what is live, so
 git must say so. Nothing to commit is fine (a rolled-back canary leaves the file as it was).
 A push that loses a race with another commit (the other environment's deploy) is rebased

@@ -66,6 +66,10 @@ class Release:
     def first_deploy(self) -> bool:
         return self.stable_version is None
 
+    @property
+    def canary_uri(self) -> str:
+        return f"models:/{self.model_name}/{self.canary_version}"
+
     def stable_split(self) -> TrafficSplit:
         """All traffic on stable, canary removed: where a rollback goes."""
         if self.stable_image is None or self.stable_version is None:

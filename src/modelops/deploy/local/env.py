@@ -92,7 +92,7 @@ class Manifest:
 def _export(spec: str, target: Path, params_path: Path) -> tuple[str, str]:
     """Export a model (registry URI, bare alias/version, or folder) into `target`;
     returns (model name, version) as the registry knows them."""
-    from modelops.export import expand_model_uri, export_model
+    from modelops.registry.export import expand_model_uri, export_model
 
     info = export_model(expand_model_uri(spec, params_path), target, force=True)
     return info.model_name, info.model_version
@@ -236,7 +236,7 @@ class LocalEnv:
         except FileNotFoundError:
             raise LocalEnvError(
                 f"no local rehearsal in {run_dir} (no {MANIFEST}); start one with "
-                "`modelops canary --target local`"
+                "`modelops deploy canary --target local`"
             ) from None
         except (ValueError, TypeError, KeyError) as error:
             raise LocalEnvError(f"{path} is not a rehearsal manifest ({error})") from None

@@ -15,7 +15,7 @@ import hashlib
 import re
 from pathlib import Path
 
-from modelops.export import EXPORT_FILE
+from modelops.registry.export import EXPORT_FILE
 
 REGISTRY = "localhost"
 

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import math
 import random
 import threading
 import time
@@ -42,22 +41,6 @@ def records_from_table(path: Path, columns: list[str], limit: int = 2000) -> lis
     frame = frame[columns].head(limit).astype(object)
     frame = frame.where(frame.notna(), None)
     return [dict(zip(columns, row, strict=True)) for row in frame.itertuples(index=False)]
-
-
-def records_from_model(model_dir: Path) -> list[dict[str, Any]]:
-    """The model's own input example (input_example.json) as records."""
-    path = model_dir / "input_example.json"
-    try:
-        raw = json.loads(path.read_text())
-        rows = [dict(zip(raw["columns"], row, strict=True)) for row in raw["data"]]
-    except (OSError, ValueError, KeyError, TypeError) as error:
-        raise LocalEnvError(
-            f"{path}: no usable input example ({error}); pass --rows with a table of inputs"
-        ) from None
-    return [
-        {k: (None if isinstance(v, float) and math.isnan(v) else v) for k, v in row.items()}
-        for row in rows
-    ]
 
 
 class LoadGenerator:

@@ -1,4 +1,4 @@
-"""`modelops canary --target local`: the canary controller run against the local rehearsal.
+"""`modelops deploy canary --target local`: the canary controller run against the local rehearsal.
 
 Champion (stable) and challenger (canary) come from the MLflow registry; the local
 environment serves both, nginx splits the traffic (`NginxRouter`), the local Prometheus is
@@ -20,17 +20,17 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from modelops import registry
 from modelops.config import Params
 from modelops.deploy.controller import STATE_FILE, Outcome, resume_canary, run_canary
 from modelops.deploy.local.env import CANARY, STABLE, LocalEnv
-from modelops.deploy.local.loadgen import LoadGenerator, records_from_model, records_from_table
+from modelops.deploy.local.loadgen import LoadGenerator, records_from_table
 from modelops.deploy.local.procs import LocalEnvError
 from modelops.deploy.metrics import PrometheusMetricProvider
 from modelops.deploy.promoter import RegistryPromoter
-from modelops.deploy.smoke import smoke_test
+from modelops.deploy.smoke import records_from_model, smoke_test
 from modelops.deploy.state import Release, StateError, load_state
 from modelops.errors import Refused
+from modelops.registry.client import CHALLENGER, CHAMPION, RegistryClient
 
 log = logging.getLogger(__name__)
 LOAD_FILE = "load.json"
@@ -42,8 +42,8 @@ class RehearsalConfig:
 
     run_dir: Path
     model_name: str
-    canary: str = registry.CHALLENGER  # version number or alias
-    stable: str = registry.CHAMPION  # version number or alias; a missing alias: first deploy
+    canary: str = CHALLENGER  # version number or alias
+    stable: str = CHAMPION  # version number or alias; a missing alias: first deploy
     rows: Path | None = None  # table of inputs for the load; None: the model's input example
     rps: float = 80.0
     batch: int = 10
@@ -64,15 +64,6 @@ class RehearsalResult:
     kept: bool
 
 
-def resolve_version(name: str, spec: str) -> str | None:
-    """A version number (checked to exist) or the version behind an alias (None if unset)."""
-    if spec.isdigit():
-        registry.version_tags(name, spec)
-        return spec
-    found = registry.version_by_alias(name, spec)
-    return None if found is None else found.version
-
-
 def _start(config: RehearsalConfig, stable: str | None, canary: str) -> LocalEnv:
     name = config.model_name
     return LocalEnv.start(
@@ -86,15 +77,15 @@ def _start(config: RehearsalConfig, stable: str | None, canary: str) -> LocalEnv
     )
 
 
-def _fresh(config: RehearsalConfig) -> tuple[LocalEnv, Release]:
+def _fresh(config: RehearsalConfig, registry: RegistryClient) -> tuple[LocalEnv, Release]:
     name = config.model_name
-    canary = resolve_version(name, config.canary)
+    canary = registry.resolve(name, config.canary)
     if canary is None:
         raise Refused(
             f"models:/{name}@{config.canary} does not exist: register a challenger first "
             "(`make run`), or pass a version number"
         )
-    stable = resolve_version(name, config.stable)
+    stable = registry.resolve(name, config.stable)
     if stable == canary:
         raise Refused(
             f"version {canary} of {name} is both {config.stable} and {config.canary}: there "
@@ -147,7 +138,9 @@ def load_records(config: RehearsalConfig, env: LocalEnv) -> list[dict[str, Any]]
     return records_from_table(config.rows, columns)
 
 
-def rehearse(params: Params, config: RehearsalConfig, *, resume: bool = False) -> RehearsalResult:
+def rehearse(
+    params: Params, config: RehearsalConfig, registry: RegistryClient, *, resume: bool = False
+) -> RehearsalResult:
     """Run (or resume) a canary against the local rehearsal; returns the controller's outcome."""
     state_file = config.run_dir / STATE_FILE
     if not resume and state_file.is_file():
@@ -156,12 +149,12 @@ def rehearse(params: Params, config: RehearsalConfig, *, resume: bool = False) -
             raise StateError(
                 f"{state_file}: the canary of {previous.release.model_name} version "
                 f"{previous.release.canary_version} is still {previous.phase.value}; finish it "
-                "with `modelops canary --target local --resume`"
+                "with `modelops deploy canary --target local --resume`"
             )
     if resume:
         env, release = _resumed(config), None
     else:
-        env, release = _fresh(config)
+        env, release = _fresh(config, registry)
     kept = False
     try:
         records = load_records(config, env)
@@ -170,7 +163,7 @@ def rehearse(params: Params, config: RehearsalConfig, *, resume: bool = False) -
             "smoke": lambda _: smoke_test(canary_url, records, params.canary.smoke_requests)
         }
         metrics = PrometheusMetricProvider(env.prometheus_url, params.canary.query_timeout_seconds)
-        promoter = RegistryPromoter()
+        promoter = RegistryPromoter(registry)
         with LoadGenerator(env.url, records, rps=config.rps, batch=config.batch) as load:
             if release is None:
                 outcome = resume_canary(

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from modelops.errors import Refused
-from modelops.report import (
+from modelops.ci.github import run_url_from_env
+from modelops.ci.pr_comment import (
     MARKER,
     Change,
     Curve,
@@ -21,9 +21,9 @@ from modelops.report import (
     precision_at,
     read_curve,
     render,
-    run_url_from_env,
     tpr_at,
 )
+from modelops.errors import Refused
 from tests.conftest import copy_project
 
 BIN = Path(sys.executable).parent

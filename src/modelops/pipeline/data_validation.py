@@ -8,7 +8,7 @@ from typing import Any
 import pandas as pd
 from pandas.api import types as ptypes
 
-from modelops.config import DataParams, ValidateParams
+from modelops.config import DataParams, DataValidationParams
 
 
 @dataclass
@@ -51,7 +51,7 @@ def _is_numeric(series: pd.Series) -> bool:
 
 
 def validate_frame(
-    frame: pd.DataFrame, data: DataParams, rules: ValidateParams
+    frame: pd.DataFrame, data: DataParams, rules: DataValidationParams
 ) -> ValidationReport:
     """Run every check; never raises on bad data, the report carries the verdicts."""
     report = ValidationReport(rows=len(frame), columns=list(frame.columns))
@@ -75,7 +75,8 @@ def validate_frame(
         Check(
             "rows.minimum",
             len(frame) >= rules.min_rows,
-            f"rows: {len(frame)} found, at least {rules.min_rows} required (validate.min_rows)",
+            f"rows: {len(frame)} found, at least {rules.min_rows} required "
+            "(data_validation.min_rows)",
             value=len(frame),
         )
     )
@@ -123,7 +124,7 @@ def validate_frame(
                 "label.class_balance",
                 minority >= rules.min_minority_rate,
                 f"column {data.target!r}: minority class share {minority:.3f} below "
-                f"{rules.min_minority_rate} (validate.min_minority_rate)",
+                f"{rules.min_minority_rate} (data_validation.min_minority_rate)",
                 data.target,
                 round(minority, 4),
             )
@@ -150,7 +151,7 @@ def validate_frame(
                     "values.range",
                     outside == 0,
                     f"column {column!r}: {outside} value(s) outside [{low}, {high}] "
-                    "(validate.ranges)",
+                    "(data_validation.ranges)",
                     column,
                     outside,
                 )
@@ -175,7 +176,7 @@ def validate_frame(
                 "values.missing_rate",
                 rate <= rules.max_missing_rate,
                 f"column {column!r}: {rate:.1%} missing, above {rules.max_missing_rate:.0%} "
-                "(validate.max_missing_rate)",
+                "(data_validation.max_missing_rate)",
                 column,
                 round(rate, 4),
             )
@@ -187,7 +188,7 @@ def validate_frame(
             "rows.duplicates",
             duplicate_rate <= rules.max_duplicate_rate,
             f"rows: {duplicate_rate:.1%} fully duplicated, above {rules.max_duplicate_rate:.0%} "
-            "(validate.max_duplicate_rate)",
+            "(data_validation.max_duplicate_rate)",
             value=round(duplicate_rate, 4),
         )
     )

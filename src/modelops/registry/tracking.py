@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import hashlib
+import os
 import subprocess
-import sys
 from pathlib import Path
 
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -23,18 +23,26 @@ class TrackingSettings(BaseSettings):
     tracking_uri: str = "sqlite:///mlflow.db"
     experiment_name: str = "credit-scoring"
     artifact_root: str = "mlartifacts"
+    # The retry budget against a tracking server. The names are MLflow's own variables
+    # (MLFLOW_HTTP_REQUEST_MAX_RETRIES, MLFLOW_HTTP_REQUEST_TIMEOUT); MLflow's defaults (7
+    # retries with exponential backoff, 120 s timeout) keep a command silent for minutes.
+    http_request_max_retries: int = 2
+    http_request_timeout: int = 10
+    connect_timeout: float = 5.0  # MLFLOW_CONNECT_TIMEOUT: the reachability check
+
+    def apply_http_budget(self) -> None:
+        """Hand the retry budget to MLflow, which reads it from the environment only."""
+        os.environ["MLFLOW_HTTP_REQUEST_MAX_RETRIES"] = str(self.http_request_max_retries)
+        os.environ["MLFLOW_HTTP_REQUEST_TIMEOUT"] = str(self.http_request_timeout)
 
 
-def connect(settings: TrackingSettings) -> str:
-    """Point MLflow at the store and return the experiment id, creating it if needed."""
+def use_for_run_logging(settings: TrackingSettings) -> None:
+    """Point MLflow's fluent API at the store: the one place the process-wide tracking URI is
+    set. Training needs it because `mlflow.start_run` and `mlflow.sklearn.log_model` only log
+    to the global store; every other command uses an explicit `RegistryClient`."""
     import mlflow
 
     mlflow.set_tracking_uri(settings.tracking_uri)
-    experiment = mlflow.get_experiment_by_name(settings.experiment_name)
-    if experiment is not None:
-        return str(experiment.experiment_id)
-    location = artifact_location(settings)
-    return str(mlflow.create_experiment(settings.experiment_name, artifact_location=location))
 
 
 def artifact_location(settings: TrackingSettings) -> str | None:
@@ -72,36 +80,3 @@ def git_commit(cwd: str | Path = ".") -> str:
     except (OSError, subprocess.CalledProcessError):
         return "unknown"
     return f"{commit}-dirty" if dirty else commit
-
-
-def log_to_run(
-    settings: TrackingSettings, run_id: str, metrics: dict[str, float], artifacts: list[Path]
-) -> bool:
-    """Add metrics and files to an existing run; False (with a warning) if the store lacks it."""
-    import mlflow
-
-    mlflow.set_tracking_uri(settings.tracking_uri)
-    client = mlflow.MlflowClient()
-    if not run_exists(run_id):
-        print(
-            f"warning: run {run_id} is not in {settings.tracking_uri}; metrics kept in files only",
-            file=sys.stderr,
-        )
-        return False
-    for key, value in metrics.items():
-        client.log_metric(run_id, key, value)
-    for path in artifacts:
-        client.log_artifact(run_id, str(path), artifact_path="evaluation")
-    return True
-
-
-def run_exists(run_id: str) -> bool:
-    """Whether the current tracking store holds this run."""
-    import mlflow
-    from mlflow.exceptions import MlflowException
-
-    try:
-        mlflow.MlflowClient().get_run(run_id)
-    except MlflowException:
-        return False
-    return True

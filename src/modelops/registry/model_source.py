@@ -10,19 +10,14 @@ from pathlib import Path
 from typing import Any
 
 from modelops.errors import Refused, RegistryError
-from modelops.reference import REFERENCE_FILE
+from modelops.registry.client import RegistryClient
+from modelops.registry.reference import REFERENCE_FILE
 
 REGISTRY_SCHEMES = ("models:/", "runs:/")
 
 
 def is_registry_uri(spec: str) -> bool:
     return spec.startswith(REGISTRY_SCHEMES)
-
-
-def _tracking_uri() -> str:
-    from modelops.tracking import TrackingSettings
-
-    return TrackingSettings().tracking_uri
 
 
 def _check_folder(path: Path, spec: str) -> Path:
@@ -36,47 +31,24 @@ def _check_folder(path: Path, spec: str) -> Path:
 
 
 @contextmanager
-def local_model(spec: str) -> Iterator[Path]:
-    """A local model folder for `spec`; registry URIs are downloaded to a temporary folder."""
+def local_model(spec: str, registry: RegistryClient | None = None) -> Iterator[Path]:
+    """A local model folder for `spec`; registry URIs are downloaded to a temporary folder
+    through `registry` (needed for them: RegistryError when missing)."""
     if not is_registry_uri(spec):
         yield _check_folder(Path(spec), spec)
         return
-    import mlflow
-    from mlflow.exceptions import MlflowException
-
-    uri = _tracking_uri()
-    mlflow.set_tracking_uri(uri)
+    if registry is None:
+        raise RegistryError(f"{spec}: a registry URI needs a tracking store to read it from")
     with tempfile.TemporaryDirectory(prefix="modelops-model-") as tmp:
-        try:
-            path = Path(mlflow.artifacts.download_artifacts(artifact_uri=spec, dst_path=tmp))
-        except (MlflowException, OSError) as error:
-            raise RegistryError(
-                f"{spec}: cannot be fetched from the MLflow store {uri} ({error}); check the "
-                "model name and alias/version, and MLFLOW_TRACKING_URI"
-            ) from error
-        yield _check_folder(path, spec)
+        yield _check_folder(registry.download(spec, Path(tmp)), spec)
 
 
-def registry_details(spec: str) -> dict[str, Any]:
+def registry_details(spec: str, registry: RegistryClient) -> dict[str, Any]:
     """Name, version, run and tags of the version behind a models:/ URI; {} for other specs."""
     if not spec.startswith("models:/"):
         return {}
-    from mlflow import MlflowClient
-
-    name_part = spec.removeprefix("models:/")
-    client = MlflowClient(tracking_uri=_tracking_uri())
-    if "@" in name_part:
-        name, alias = name_part.split("@", 1)
-        version = client.get_model_version_by_alias(name, alias)
-    else:
-        name, number = name_part.rsplit("/", 1)
-        version = client.get_model_version(name, number)
-    return {
-        "name": version.name,
-        "version": str(version.version),
-        "run_id": version.run_id,
-        "tags": dict(version.tags or {}),
-    }
+    ref = registry.resolve_uri(spec)
+    return {"name": ref.name, "version": ref.version, "run_id": ref.run_id, "tags": ref.tags}
 
 
 def reference_of(model_dir: Path) -> dict[str, Any]:
@@ -91,7 +63,7 @@ def reference_of(model_dir: Path) -> dict[str, Any]:
 
 
 def read_reference(path: Path) -> dict[str, Any]:
-    """A reference.json file, checked for the layout `modelops.reference` writes."""
+    """A reference.json file, checked for the layout `modelops.registry.reference` writes."""
     try:
         reference = json.loads(path.read_text())
     except (OSError, json.JSONDecodeError) as error:

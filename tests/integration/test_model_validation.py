@@ -1,4 +1,4 @@
-"""`modelops validate`: AUC of the production model on fresh labeled rows, against gate.min_auc.
+"""`modelops validate-model`: AUC of the served model on fresh labeled rows vs gate.min_auc.
 
 Runs against a real MLflow store (a copy of the session's training store, so registering the
 champion here changes nobody else's registry) and through the real CLI entry point.
@@ -39,8 +39,8 @@ def champion_store(
     tmp_path: Path, trained_model: dict[str, Any], monkeypatch: pytest.MonkeyPatch, params: Params
 ) -> str:
     """A copy of the training store with the trained run registered as version 1 @champion."""
-    from modelops.registry import register_version
-    from modelops.train import read_run
+    from modelops.pipeline.train import read_run
+    from modelops.registry.client import register_version
 
     shutil.copy(trained_model["root"] / "mlflow.db", tmp_path / "mlflow.db")
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
@@ -72,16 +72,16 @@ def test_champion_from_the_registry_passes_on_fresh_labels(
 ) -> None:  # fmt: skip
     import mlflow.sklearn
 
-    from modelops.data import labels
-    from modelops.evaluate import score
+    from modelops.pipeline.data import labels
+    from modelops.pipeline.evaluate import score
 
     labeled = tmp_path / "labeled.csv"
     test = pd.read_parquet(trained_model["test_path"])
     test.to_csv(labeled, index=False)
     model = f"models:/{params.register_.model_name}@champion"
-    report = tmp_path / "validate.json"
+    report = tmp_path / "model_validation.json"
     code = run_cli(
-        monkeypatch, repo_root, "validate", "--model", model, "--data", str(labeled),
+        monkeypatch, repo_root, "validate-model", "--model", model, "--data", str(labeled),
         "--report", str(report),
     )  # fmt: skip
     assert code == 0
@@ -104,9 +104,9 @@ def test_concept_drift_fails_under_the_floor(
     drifted = fresh_labels(pd.read_parquet(trained_model["test_path"]), params, seed=3)
     drifted.loc[drifted.index[:40], params.data.target] = None  # outcomes not known yet
     drifted.to_parquet(labeled)
-    report = tmp_path / "validate.json"
+    report = tmp_path / "model_validation.json"
     code = run_cli(
-        monkeypatch, repo_root, "validate", "--model", str(trained_model["model_dir"]),
+        monkeypatch, repo_root, "validate-model", "--model", str(trained_model["model_dir"]),
         "--data", str(labeled), "--report", str(report),
     )  # fmt: skip
     result = json.loads(report.read_text())
@@ -146,7 +146,7 @@ def test_bad_input_exits_1_with_a_clear_message(
     data = tmp_path / "labeled.csv"
     test.to_csv(data, index=False)
     code = run_cli(
-        monkeypatch, repo_root, "validate", "--model", model, "--data", str(data),
+        monkeypatch, repo_root, "validate-model", "--model", model, "--data", str(data),
         "--report", str(tmp_path / "out.json"),
     )  # fmt: skip
     assert code == 1

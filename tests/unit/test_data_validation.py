@@ -7,17 +7,17 @@ import pandas as pd
 import pytest
 
 from modelops.config import Params
-from modelops.data import read_raw
 from modelops.errors import DataError
-from modelops.validation import validate_frame
+from modelops.pipeline.data import read_raw
+from modelops.pipeline.data_validation import validate_frame
 
 
 def failures(frame: pd.DataFrame, params: Params) -> list[str]:
-    return [c.message for c in validate_frame(frame, params.data, params.validate_).failures]
+    return [c.message for c in validate_frame(frame, params.data, params.data_validation).failures]
 
 
 def test_real_credit_data_passes(credit_frame: pd.DataFrame, params: Params) -> None:
-    report = validate_frame(credit_frame, params.data, params.validate_)
+    report = validate_frame(credit_frame, params.data, params.data_validation)
     assert report.passed, report.failures
     assert report.rows == 4454
     names = {c.name for c in report.checks}

@@ -26,7 +26,7 @@ from scipy import stats
 
 from modelops.config import DataParams, DriftParams
 from modelops.errors import DataError
-from modelops.reference import MISSING, OTHER, bin_labels, numeric_bin_index
+from modelops.registry.reference import MISSING, OTHER, bin_labels, numeric_bin_index
 
 Status = Literal["ok", "warning", "drift"]
 Verdict = Literal["ok", "warning", "drift", "inconclusive"]

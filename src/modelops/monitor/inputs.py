@@ -95,7 +95,7 @@ def read_table(path: Path) -> pd.DataFrame:
             return pd.read_parquet(path)
         except (OSError, ValueError) as error:
             raise DataError(f"{path}: not a readable parquet file ({error})") from error
-    from modelops.data import read_raw
+    from modelops.pipeline.data import read_raw
 
     return read_raw(path)
 

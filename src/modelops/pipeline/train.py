@@ -21,9 +21,16 @@ from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import OneHotEncoder, StandardScaler
 
 from modelops.config import Params
-from modelops.data import coerce_features, labels
-from modelops.reference import REFERENCE_FILE, build_reference
-from modelops.tracking import TrackingSettings, connect, file_md5, git_commit
+from modelops.pipeline.data import coerce_features, labels
+from modelops.registry.client import open_registry
+from modelops.registry.reference import REFERENCE_FILE, build_reference
+from modelops.registry.tracking import (
+    TrackingSettings,
+    artifact_location,
+    file_md5,
+    git_commit,
+    use_for_run_logging,
+)
 
 MODEL_ARTIFACT = "model"
 
@@ -141,7 +148,9 @@ def train_and_log(
         params.train.reference_bins,
     )
     commit, data_md5 = git_commit(), file_md5(raw_data_path)
-    experiment_id = connect(settings)
+    registry = open_registry(settings)
+    experiment_id = registry.experiment_id(settings.experiment_name, artifact_location(settings))
+    use_for_run_logging(settings)
 
     with mlflow.start_run(experiment_id=experiment_id) as run, tempfile.TemporaryDirectory() as tmp:
         mlflow.log_params(flat_params(params))
@@ -180,7 +189,9 @@ def train_and_log(
         )
         if model_dir.exists():
             shutil.rmtree(model_dir)
-        mlflow.artifacts.download_artifacts(artifact_uri=info.model_uri, dst_path=str(model_dir))
+        model_dir.parent.mkdir(parents=True, exist_ok=True)
+        downloaded = registry.download(info.model_uri, Path(tmp) / "download")
+        shutil.move(downloaded, model_dir)
 
     result = TrainResult(
         run_id=run.info.run_id,

@@ -11,7 +11,6 @@ from __future__ import annotations
 import csv
 import io
 import json
-import os
 import subprocess
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -249,16 +248,6 @@ def _read_json(path: Path) -> dict[str, Any] | None:
         return None
     data: dict[str, Any] = json.loads(path.read_text())
     return data
-
-
-def run_url_from_env(environ: Mapping[str, str] = os.environ) -> str | None:
-    """Link to the current GitHub Actions run, when running in one."""
-    run_id = environ.get("GITHUB_RUN_ID")
-    repository = environ.get("GITHUB_REPOSITORY")
-    if not run_id or not repository:
-        return None
-    server = environ.get("GITHUB_SERVER_URL", "https://github.com")
-    return f"{server}/{repository}/actions/runs/{run_id}"
 
 
 def _fmt(value: Any) -> str:

@@ -19,8 +19,8 @@ from sklearn.metrics import (
 )
 
 from modelops.config import Params
-from modelops.data import coerce_features, labels, read_split
-from modelops.stats import bootstrap_auc_interval
+from modelops.pipeline.data import coerce_features, labels, read_split
+from modelops.pipeline.stats import bootstrap_auc_interval
 
 
 def load_local_model(model_dir: str | Path) -> Any:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import tempfile
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -11,7 +12,8 @@ import numpy as np
 import pandas as pd
 
 from modelops.config import GateParams
-from modelops.stats import delong_test
+from modelops.pipeline.stats import delong_test
+from modelops.registry.client import CHAMPION, RegistryClient
 
 
 @dataclass
@@ -122,17 +124,16 @@ def read_report(json_path: Path) -> dict[str, Any]:
 
 
 def champion_scores(
-    model_name: str, test: pd.DataFrame, features: list[str]
+    registry: RegistryClient, model_name: str, test: pd.DataFrame, features: list[str]
 ) -> tuple[np.ndarray | None, str | None, str | None]:
     """Score the test split with the registered champion: (scores, version, note)."""
-    import mlflow.sklearn
+    from modelops.pipeline.evaluate import load_local_model
 
-    from modelops.registry import CHAMPION, version_by_alias
-
-    ref = version_by_alias(model_name, CHAMPION)
+    ref = registry.version_by_alias(model_name, CHAMPION)
     if ref is None:
         return None, None, None
-    model = mlflow.sklearn.load_model(f"models:/{model_name}@{CHAMPION}")
+    with tempfile.TemporaryDirectory(prefix="modelops-champion-") as tmp:
+        model = load_local_model(registry.download(ref.uri, Path(tmp)))
     try:
         scores = np.asarray(model.predict_proba(test)[:, 1])
     except (KeyError, ValueError) as error:

@@ -14,9 +14,9 @@ import tempfile
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
 
 from modelops.errors import Refused, RegistryError
+from modelops.registry.client import RegistryClient
 
 EXPORT_FILE = "export.json"
 UNREGISTERED = "unregistered"
@@ -55,57 +55,27 @@ def expand_model_uri(value: str, params_path: str | Path = "params.yaml") -> str
     return f"models:/{name}/{value}" if value.isdigit() else f"models:/{name}@{value}"
 
 
-def _run_commit(client: Any, run_id: str) -> str:
-    from mlflow.exceptions import MlflowException
-
-    try:
-        return str(client.get_run(run_id).data.tags.get("git_commit", "unknown"))
-    except MlflowException:
-        return "unknown"
-
-
-def _identity(model_uri: str) -> tuple[str, str, str, str]:
+def _identity(registry: RegistryClient, model_uri: str) -> tuple[str, str, str, str]:
     """(name, version, run_id, git_commit) of a registry or run URI; raises on unknown ones."""
-    from mlflow import MlflowClient
-    from mlflow.exceptions import MlflowException
-
-    client = MlflowClient()
-    alias, version, run = (p.match(model_uri) for p in (_ALIAS_URI, _VERSION_URI, _RUN_URI))
-    try:
-        if alias:
-            mv = client.get_model_version_by_alias(alias["name"], alias["alias"])
-        elif version:
-            mv = client.get_model_version(version["name"], version["version"])
-        elif run:
-            run_id = run["run_id"]
-            return UNREGISTERED, UNREGISTERED, run_id, _run_commit(client, run_id)
-        else:
-            return UNREGISTERED, UNREGISTERED, "", "unknown"
-    except MlflowException as error:
-        raise RegistryError(
-            f"{model_uri}: not found in the registry at {_tracking_uri()} ({error.message}); "
-            "see its versions and aliases in the MLflow UI (`modelops where`), or give "
-            "models:/<name>/<version> (before the first deploy there is no champion yet: "
-            "use the challenger)"
-        ) from error
-    run_id = mv.run_id or ""
-    commit = (mv.tags or {}).get("git_commit") or (_run_commit(client, run_id) if run_id else "")
-    return mv.name, str(mv.version), run_id, commit or "unknown"
+    run = _RUN_URI.match(model_uri)
+    if run:
+        run_id = run["run_id"]
+        return UNREGISTERED, UNREGISTERED, run_id, registry.run_tag(run_id, "git_commit")
+    if not (_ALIAS_URI.match(model_uri) or _VERSION_URI.match(model_uri)):
+        return UNREGISTERED, UNREGISTERED, "", "unknown"
+    ref = registry.resolve_uri(model_uri)
+    commit = ref.tags.get("git_commit") or (
+        registry.run_tag(ref.run_id, "git_commit") if ref.run_id else ""
+    )
+    return ref.name, ref.version, ref.run_id, commit or "unknown"
 
 
-def _tracking_uri() -> str:
-    import mlflow
-
-    return str(mlflow.get_tracking_uri())
-
-
-def export_model(model_uri: str, out_dir: Path, force: bool = False) -> ExportInfo:
+def export_model(
+    model_uri: str, out_dir: Path, registry: RegistryClient | None = None, force: bool = False
+) -> ExportInfo:
     """Download `model_uri` (models:/name@alias, models:/name/N, runs:/..., or a local
-    folder) into `out_dir` and write its provenance to export.json."""
-    import mlflow
-
-    from modelops.tracking import TrackingSettings
-
+    folder) into `out_dir` and write its provenance to export.json. Registry and run URIs
+    are read through `registry` (required for them)."""
     out_dir = Path(out_dir)
     if out_dir.exists() and any(out_dir.iterdir()) and not force:
         raise Refused(f"{out_dir} exists and is not empty; pass --force to replace it")
@@ -113,9 +83,12 @@ def export_model(model_uri: str, out_dir: Path, force: bool = False) -> ExportIn
     is_local = model_uri.startswith("file://") or ":/" not in model_uri
     if is_local and not (local / "MLmodel").is_file():
         raise Refused(f"{model_uri}: not an MLflow model folder (no MLmodel) nor a models:/ URI")
-    mlflow.set_tracking_uri(TrackingSettings().tracking_uri)
+    if not is_local and registry is None:
+        raise RegistryError(f"{model_uri}: exporting from the registry needs a tracking store")
     name, version, run_id, commit = (
-        (UNREGISTERED, UNREGISTERED, "", "unknown") if is_local else _identity(model_uri)
+        (UNREGISTERED, UNREGISTERED, "", "unknown")
+        if is_local or registry is None
+        else _identity(registry, model_uri)
     )
     out_dir.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=".export-", dir=out_dir.parent))
@@ -123,11 +96,8 @@ def export_model(model_uri: str, out_dir: Path, force: bool = False) -> ExportIn
         target = staging / "model"
         if is_local:
             shutil.copytree(local, target)
-        else:
-            downloaded = mlflow.artifacts.download_artifacts(
-                artifact_uri=model_uri, dst_path=str(staging / "download")
-            )
-            shutil.move(downloaded, target)
+        elif registry is not None:
+            shutil.move(registry.download(model_uri, staging / "download"), target)
         if not (target / "MLmodel").is_file():
             raise Refused(f"{model_uri}: the download holds no MLmodel file; is it a model?")
         if not (target / "extra_files" / "reference.json").is_file():

@@ -1,7 +1,7 @@
 """Concept drift with delayed labels: the model's AUC on fresh labeled rows, against the gate.
 
 Data drift says the inputs moved; only labels say whether the model still ranks cases well.
-When the outcomes of past applications arrive, `modelops validate` scores those rows with the
+When the outcomes of past applications arrive, `modelops validate-model` scores those rows with the
 production model and fails when its ROC AUC is under `gate.min_auc`, the same floor a new
 model must pass to be registered.
 """
@@ -18,6 +18,7 @@ from sklearn.metrics import roc_auc_score
 
 from modelops.config import Params
 from modelops.errors import DataError
+from modelops.registry.client import RegistryClient
 
 
 @dataclass
@@ -51,9 +52,9 @@ class ValidationResult:
 
 def labeled_rows(path: Path, params: Params) -> tuple[Any, np.ndarray, list[str]]:
     """The rows that have a label, their 0/1 labels, and notes on what was left out."""
-    from modelops.data import labels
-    from modelops.drift import check_columns
-    from modelops.drift_inputs import read_table
+    from modelops.monitor.drift import check_columns
+    from modelops.monitor.inputs import read_table
+    from modelops.pipeline.data import labels
 
     frame = read_table(path)
     target = params.data.target
@@ -78,17 +79,20 @@ def labeled_rows(path: Path, params: Params) -> tuple[Any, np.ndarray, list[str]
     return frame, y, notes
 
 
-def validate_model(model: str, data: Path, params: Params) -> ValidationResult:
-    """Score the labeled rows with the model (folder or registry URI) and judge its AUC."""
-    from modelops.evaluate import load_local_model, score, segment_auc
-    from modelops.model_source import is_registry_uri, local_model, registry_details
-    from modelops.stats import bootstrap_auc_interval
+def validate_model(
+    model: str, data: Path, params: Params, registry: RegistryClient | None = None
+) -> ValidationResult:
+    """Score the labeled rows with the model (folder, or registry URI read through
+    `registry`) and judge its AUC."""
+    from modelops.pipeline.evaluate import load_local_model, score, segment_auc
+    from modelops.pipeline.stats import bootstrap_auc_interval
+    from modelops.registry.model_source import is_registry_uri, local_model, registry_details
 
     frame, y, notes = labeled_rows(data, params)
-    with local_model(model) as model_dir:
+    with local_model(model, registry) as model_dir:
         scores = score(load_local_model(model_dir), frame, params)
-    registry = registry_details(model) if is_registry_uri(model) else {}
-    gate_auc = registry.get("tags", {}).get("gate_auc")
+    details = registry_details(model, registry) if registry and is_registry_uri(model) else {}
+    gate_auc = details.get("tags", {}).get("gate_auc")
     auc = float(roc_auc_score(y, scores))
     low, high = bootstrap_auc_interval(
         y,
@@ -107,7 +111,7 @@ def validate_model(model: str, data: Path, params: Params) -> ValidationResult:
         roc_auc_ci_high=round(high, 6),
         min_auc=params.gate.min_auc,
         passed=auc >= params.gate.min_auc,
-        registry=registry,
+        registry=details,
         gate_auc=float(gate_auc) if gate_auc is not None else None,
         segments=segment_auc(frame, y, scores, params.data.segment_column),
         notes=notes,

@@ -10,7 +10,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from modelops.config import Params
-from modelops.drift import SCORE, ColumnDrift, DriftReport
+from modelops.monitor.drift import SCORE, ColumnDrift, DriftReport
+from modelops.registry.client import RegistryClient
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
@@ -205,16 +206,18 @@ def run_drift(
     reference_data: Path | None = None,
     model_version: str | None = None,
     plots: bool = True,
+    registry: RegistryClient | None = None,
 ) -> DriftReport:
     """Read the rows and the reference, compare them, write the report; returns it.
 
-    `reference` is a model folder, a registry URI (models:/name@alias) or a reference.json.
+    `reference` is a model folder, a registry URI (models:/name@alias, read through
+    `registry`) or a reference.json.
     With a model, rows without a served score are scored by it, so the score is judged too.
     """
-    from modelops.drift import check_columns, compare
-    from modelops.drift_inputs import read_current, read_table
-    from modelops.evaluate import load_local_model, score
-    from modelops.model_source import local_model, read_reference, reference_of
+    from modelops.monitor.drift import check_columns, compare
+    from modelops.monitor.inputs import read_current, read_table
+    from modelops.pipeline.evaluate import load_local_model, score
+    from modelops.registry.model_source import local_model, read_reference, reference_of
 
     current = read_current(data, model_version)
     features = params.data.features
@@ -229,7 +232,7 @@ def run_drift(
         if reference.endswith(".json") and Path(reference).is_file():
             ref = read_reference(Path(reference))
         else:
-            model_dir = stack.enter_context(local_model(reference))
+            model_dir = stack.enter_context(local_model(reference, registry))
             ref = reference_of(model_dir)
             if params.drift.score:
                 model = load_local_model(model_dir)

@@ -1,0 +1,1 @@
+"""What the GitHub workflows need beyond `make`: the PR comment and the run link."""

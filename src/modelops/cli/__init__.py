@@ -1,0 +1,54 @@
+"""The `modelops` command: every DVC stage and workflow step is one of these commands.
+
+Top level: the pipeline stages, register, where, pr-comment, drift, drift-issue,
+validate-model, export-model and history. `modelops deploy ...`: the canary, rollback,
+image-plan, tag-image and gitops-commit.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+
+import typer
+
+from modelops.cli import deploy, monitor, pipeline, registry
+from modelops.errors import ModelopsError
+
+app = typer.Typer(
+    add_completion=False,
+    no_args_is_help=True,
+    help="DVC stages, MLflow registry, monitoring and deploy commands for this template.",
+)
+app.add_typer(pipeline.app)
+app.add_typer(registry.app)
+app.add_typer(monitor.app)
+app.add_typer(deploy.app, name="deploy")
+
+
+@app.callback()
+def _main() -> None:
+    """Quiet MLflow's progress bars; they drown the stage output in logs."""
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+
+
+def main() -> None:
+    """Entry point: turn refusals and known data/registry errors into one clear line."""
+    try:
+        code = app(standalone_mode=False)  # a command's typer.Exit(n) comes back as n here
+    except typer.TyperException as error:  # bad command line: the message, exit 2, no traceback
+        show = getattr(error, "show", None)
+        if callable(show):
+            show()
+        else:
+            typer.secho(f"error: {error.format_message()}", err=True, fg=typer.colors.RED)
+        sys.exit(error.exit_code)
+    except (ModelopsError, FileNotFoundError) as error:
+        typer.secho(f"error: {error}", err=True, fg=typer.colors.RED)
+        sys.exit(1)
+    except typer.Exit as done:
+        sys.exit(done.exit_code)
+    except (typer.Abort, KeyboardInterrupt):
+        sys.exit(130)
+    if isinstance(code, int) and code:
+        sys.exit(code)

@@ -1,0 +1,24 @@
+"""What the command modules share: the params option and the registry of the environment."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from modelops.config import Params, load_params
+from modelops.registry.client import RegistryClient, open_registry
+from modelops.registry.tracking import TrackingSettings
+
+ParamsOption = Annotated[Path, typer.Option("--params", help="params.yaml to read")]
+DEFAULT_PARAMS = Path("params.yaml")
+
+
+def read_params(path: Path) -> Params:
+    return load_params(path)
+
+
+def registry() -> RegistryClient:
+    """The registry at MLFLOW_TRACKING_URI, checked to answer (fails fast with one line)."""
+    return open_registry(TrackingSettings())

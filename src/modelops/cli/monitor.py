@@ -1,0 +1,111 @@
+"""Monitoring commands: data drift, the drift issue body, model validation on fresh labels."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from modelops.cli.common import DEFAULT_PARAMS, ParamsOption, read_params, registry
+
+app = typer.Typer()
+
+
+@app.command()
+def drift(
+    data: Annotated[
+        Path, typer.Option(help="prediction log (JSON lines), CSV/parquet table, or a folder")
+    ],
+    reference: Annotated[
+        str, typer.Option(help="model folder, models:/<name>@<alias>, or a reference.json")
+    ] = "models/model",
+    out_dir: Annotated[
+        Path, typer.Option(help="folder for drift.json (verdict), drift.md, drift.html, PNGs")
+    ] = Path("reports/drift"),
+    reference_data: Annotated[
+        Path | None, typer.Option(help="training rows (CSV/parquet): exact KS, real counts")
+    ] = None,
+    model_version: Annotated[
+        str | None, typer.Option(help="only the log lines of this model version")
+    ] = None,
+    fail_on: Annotated[
+        str, typer.Option(help="lowest verdict that exits 3: drift | warning")
+    ] = "drift",
+    outputs: Annotated[
+        Path | None,
+        typer.Option(help="append verdict=, retrain=, exit_code= ($GITHUB_OUTPUT)"),
+    ] = None,
+    exit_zero: Annotated[
+        bool, typer.Option(help="exit 0 whatever the verdict (read it from --outputs)")
+    ] = False,
+    params: ParamsOption = DEFAULT_PARAMS,
+) -> None:
+    """Data drift against the training reference: PSI, KS, chi-squared, score distribution.
+
+    Exit codes: 0 no drift, 3 drift (or warning with --fail-on warning), 4 inconclusive
+    (fewer rows than drift.min_rows), 1 bad input, 2 bad command line. --reference also
+    takes a bare alias (champion) or version of register.model_name.
+    """
+    from modelops.monitor.drift_report import JSON_FILE, exit_code, headline, run_drift
+    from modelops.monitor.issue import write_outputs
+    from modelops.registry.export import expand_model_uri
+    from modelops.registry.model_source import is_registry_uri
+
+    if fail_on not in ("drift", "warning"):
+        raise typer.BadParameter("use drift or warning", param_hint="--fail-on")
+    p = read_params(params)
+    reference = expand_model_uri(reference, params)
+    store = registry() if is_registry_uri(reference) else None
+    report = run_drift(data, reference, p, out_dir, reference_data, model_version, registry=store)
+    typer.echo(f"drift verdict: {headline(report)} -> {out_dir / JSON_FILE}")
+    code = exit_code(report, fail_on)
+    if outputs is not None:
+        write_outputs(outputs, report.verdict, code)
+    raise typer.Exit(0 if exit_zero else code)
+
+
+@app.command("drift-issue")
+def drift_issue(
+    report_dir: Annotated[Path, typer.Option(help="the --out-dir of `modelops drift`")] = Path(
+        "reports/drift"
+    ),
+    out: Annotated[Path, typer.Option(help="markdown file to write (the issue body)")] = Path(
+        "build/drift-issue.md"
+    ),
+    environment: Annotated[str, typer.Option(help="where the logs come from")] = "production",
+    logs: Annotated[str, typer.Option(help="the logs' location, quoted in the issue")] = "",
+    outputs: Annotated[
+        Path | None, typer.Option(help="append issue_title=, issue_body= ($GITHUB_OUTPUT)")
+    ] = None,
+) -> None:
+    """The body of the issue the monitor workflow opens on drift (from a drift report)."""
+    from modelops.ci.github import run_url_from_env
+    from modelops.monitor.issue import write_issue
+
+    title = write_issue(report_dir, out, environment, logs or "?", run_url_from_env(), outputs)
+    typer.echo(f"{title} -> {out}")
+
+
+@app.command("validate-model")
+def validate_model(
+    model: Annotated[
+        str, typer.Option(help="models:/<name>@<alias> (or /<version>) or a model folder")
+    ],
+    data: Annotated[Path, typer.Option(help="fresh labeled rows (CSV/parquet) with the target")],
+    report: Annotated[Path, typer.Option(help="JSON report to write")] = Path(
+        "reports/model_validation.json"
+    ),
+    params: ParamsOption = DEFAULT_PARAMS,
+) -> None:
+    """Concept drift: AUC on fresh labeled data; exit 3 when it is under gate.min_auc."""
+    from modelops.monitor.model_validation import validate_model as judge
+    from modelops.monitor.model_validation import write_validation
+    from modelops.registry.model_source import is_registry_uri
+
+    p = read_params(params)
+    result = judge(model, data, p, registry() if is_registry_uri(model) else None)
+    write_validation(result, report)
+    typer.echo(result.summary())
+    if not result.passed:
+        raise typer.Exit(3)
