@@ -34,13 +34,18 @@ import pandas as pd
 import pytest
 import yaml
 
-from modelops import registry
 from modelops.config import Params
 from modelops.deploy.gitops import TrafficSplit, read_state, write_state
 from modelops.deploy.local.env import LocalEnv
 from modelops.deploy.local.loadgen import LoadGenerator, records_from_table
 from modelops.deploy.state import CanaryState, Phase, load_state
 from modelops.pipeline.train import train_and_log
+from modelops.registry.client import (
+    CHALLENGER,
+    CHAMPION,
+    PREVIOUS_CHAMPION,
+    RegistryClient,
+)
 from modelops.registry.tracking import TrackingSettings
 from tests.conftest import REPO_ROOT
 from tests.fixtures import canary_models
@@ -71,6 +76,7 @@ class Store:
 
     def __init__(self, root: Path, tracking_uri: str, params: Params) -> None:
         self.root, self.tracking_uri, self.name = root, tracking_uri, params.register_.model_name
+        self.registry = RegistryClient(tracking_uri)
         self.versions: dict[str, str] = {}
         self.params_file = root / "params.yaml"
         self.rows = root / "test.parquet"
@@ -89,16 +95,16 @@ class Store:
     def stage(self, challenger: str) -> None:
         """champion -> the first version, challenger -> the one under test (as `make run`
         would leave them)."""
-        registry.set_alias(self.name, registry.CHAMPION, self.versions["champion"])
-        registry.set_alias(self.name, registry.CHALLENGER, self.versions[challenger])
+        self.registry.set_alias(self.name, CHAMPION, self.versions["champion"])
+        self.registry.set_alias(self.name, CHALLENGER, self.versions[challenger])
 
     def champion(self) -> str:
-        found = registry.version_by_alias(self.name, registry.CHAMPION)
+        found = self.registry.version_by_alias(self.name, CHAMPION)
         assert found is not None
         return found.version
 
     def tags(self, role: str) -> dict[str, str]:
-        return registry.version_tags(self.name, self.versions[role])
+        return self.registry.version_tags(self.name, self.versions[role])
 
 
 @pytest.fixture(scope="module")
@@ -123,13 +129,17 @@ def store(
         settings,
     )  # fmt: skip
     champion_dir = Path(trained_model["model_dir"])  # train_and_log pointed MLflow here
-    store.versions["champion"] = str(mlflow.register_model(str(champion_dir), store.name).version)
-    ref, _ = registry.register_version(store.name, good.model_uri, good.run_id, {}, [])
+    client = store.registry.mlflow
+    client.create_registered_model(store.name)
+    store.versions["champion"] = str(
+        client.create_model_version(store.name, str(champion_dir)).version
+    )
+    ref, _ = store.registry.register(store.name, good.model_uri, good.run_id, {}, [])
     store.versions["good"] = ref.version
     for kind in canary_models.VARIANTS:
         uri = canary_models.build(kind, champion_dir, params, train_path, "canary-tests")
         run_id = mlflow.get_logged_model(uri.rsplit("/", 1)[-1]).source_run_id
-        ref, _ = registry.register_version(store.name, uri, str(run_id), {}, [])
+        ref, _ = store.registry.register(store.name, uri, str(run_id), {}, [])
         store.versions[kind] = ref.version
     raw = yaml.safe_load((REPO_ROOT / "params.yaml").read_text())
     raw["canary"].update(CANARY)
@@ -149,7 +159,8 @@ def run_dir(tmp_path: Path) -> Iterator[Path]:
 def command(store: Store, run_dir: Path, *extra: str) -> list[str]:
     load = [] if "--rps" in extra else LOAD
     return [
-        str(BIN / "modelops"), "canary", "--target", "local", "--params", str(store.params_file),
+        str(BIN / "modelops"), "deploy", "canary", "--target", "local",
+        "--params", str(store.params_file),
         "--run-dir", str(run_dir), "--rows", str(store.rows), "--keep-env", *load, *extra,
     ]  # fmt: skip
 
@@ -229,7 +240,7 @@ def test_good_challenger_is_promoted_through_every_step(store: Store, run_dir: P
     assert {r.weight for r in state.history if r.analysis.verdict == "passed"} == set(STEPS)
     good = store.versions["good"]
     assert store.champion() == good
-    assert store.tags("good")[registry.PREVIOUS_CHAMPION] == store.versions["champion"]
+    assert store.tags("good")[PREVIOUS_CHAMPION] == store.versions["champion"]
     assert answered_by(run_dir) == {good: CHECKED_REQUESTS}
     live = LocalEnv.load(run_dir).router.current()
     assert (live.stable_model_version, live.canary_weight) == (good, 0)
@@ -343,7 +354,7 @@ def test_deploy_target_moves_the_rehearsal_through_the_terraform_standin(
         with LoadGenerator(env.url, rows, rps=50, batch=25):
             done = subprocess.run(
                 [
-                    str(BIN / "modelops"), "canary", "--target", str(env_dir),
+                    str(BIN / "modelops"), "deploy", "canary", "--target", str(env_dir),
                     "--model-version", good, "--image", image, "--terraform", str(STANDIN),
                     "--run-dir", str(tmp_path / "deploy"), "--params", str(store.params_file),
                 ],
@@ -374,7 +385,7 @@ def test_first_deploy_goes_to_stable_after_a_smoke_test(store: Store, run_dir: P
     """No champion yet: only the challenger's service starts, nginx answers 503 until the
     smoke test passed, then the controller routes everything to it and it becomes champion."""
     store.stage("good")
-    registry._client().delete_registered_model_alias(store.name, registry.CHAMPION)
+    store.registry.mlflow.delete_registered_model_alias(store.name, CHAMPION)
     done = canary(store, run_dir)
     assert done.returncode == 0, done.stdout + done.stderr
     state = load_state(run_dir / "canary-state.json")

@@ -40,16 +40,13 @@ def champion_store(
 ) -> str:
     """A copy of the training store with the trained run registered as version 1 @champion."""
     from modelops.pipeline.train import read_run
-    from modelops.registry.client import register_version
+    from modelops.registry.client import RegistryClient
 
     shutil.copy(trained_model["root"] / "mlflow.db", tmp_path / "mlflow.db")
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
-    import mlflow
-
-    mlflow.set_tracking_uri(uri)
     run = read_run(trained_model["run_file"])
-    register_version(
+    RegistryClient(uri).register(
         params.register_.model_name, run.model_uri, run.run_id, {"gate_auc": "0.8400"}, ["champion"]
     )
     return uri

@@ -17,7 +17,7 @@ import pytest
 
 from modelops.config import Params
 from modelops.pipeline.train import train_and_log
-from modelops.registry.client import register_version
+from modelops.registry.client import RegistryClient
 from modelops.registry.tracking import TrackingSettings
 from serving.process import ServiceProcess
 
@@ -33,7 +33,6 @@ def registry(
     repo_root: Path,
 ) -> dict[str, Any]:
     """A fresh store with two versions of the model; @champion on version 1."""
-    import mlflow
 
     root = tmp_path_factory.mktemp("registry")
     uri = f"sqlite:///{root / 'mlflow.db'}"
@@ -51,12 +50,12 @@ def registry(
                 settings,
             )
         )
-    mlflow.set_tracking_uri(uri)
+    registry = RegistryClient(uri)
     name = params.register_.model_name
-    register_version(
+    registry.register(
         name, runs[0].model_uri, runs[0].run_id, {"git_commit": "c0ffee1"}, ["champion"]
     )
-    register_version(name, runs[1].model_uri, runs[1].run_id, {"git_commit": "c0ffee2"}, [])
+    registry.register(name, runs[1].model_uri, runs[1].run_id, {"git_commit": "c0ffee2"}, [])
     return {"uri": uri, "root": root, "name": name, "runs": runs}
 
 

@@ -8,8 +8,10 @@ import json
 import shutil
 import subprocess
 import sys
+import time
 from pathlib import Path
 
+import psutil
 import pytest
 import yaml
 
@@ -152,3 +154,23 @@ def test_only_processes_naming_the_run_folder_are_signalled(tmp_path: Path) -> N
             if process.poll() is None:
                 process.kill()
                 process.wait()
+
+
+def test_process_checks_use_psutil_not_proc(tmp_path: Path) -> None:
+    """macOS has no /proc: the pid checks go through psutil, and see a zombie as gone."""
+    import modelops.deploy.local.procs as procs
+
+    source = Path(procs.__file__).read_text()
+    assert "/proc/" not in source
+    marker = str(tmp_path / "run")
+    child = subprocess.Popen([sys.executable, "-c", "import sys; sys.exit(0)", marker])
+    deadline = time.monotonic() + 10
+    while psutil.Process(child.pid).status() != psutil.STATUS_ZOMBIE:
+        assert time.monotonic() < deadline
+        time.sleep(0.02)
+    try:
+        # Not reaped yet: psutil sees a zombie, which is not a running process of ours.
+        assert procs.command_line(child.pid) is None
+        assert not procs.is_ours(child.pid, marker)
+    finally:
+        child.wait()

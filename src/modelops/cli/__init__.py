@@ -46,6 +46,19 @@ def main() -> None:
     except (ModelopsError, FileNotFoundError) as error:
         typer.secho(f"error: {error}", err=True, fg=typer.colors.RED)
         sys.exit(1)
+    except Exception as error:
+        if not type(error).__module__.startswith(("mlflow", "requests", "urllib3")):
+            raise
+        # MLflow gave up (its retry budget spent, or the server refused): one line, no trace.
+        from modelops.registry.tracking import TrackingSettings
+
+        first = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        typer.secho(
+            f"error: MLflow at {TrackingSettings().tracking_uri}: {first[:500]}",
+            err=True,
+            fg=typer.colors.RED,
+        )
+        sys.exit(1)
     except typer.Exit as done:
         sys.exit(done.exit_code)
     except (typer.Abort, KeyboardInterrupt):

@@ -246,8 +246,10 @@ class RegistryClient:
 
         try:
             self._client.get_run(run_id)
-        except MlflowException:
-            return False
+        except MlflowException as error:
+            if _not_found(error):
+                return False
+            raise
         return True
 
     def run_tag(self, run_id: str, key: str, default: str = "unknown") -> str:
@@ -256,8 +258,10 @@ class RegistryClient:
 
         try:
             return str(self._client.get_run(run_id).data.tags.get(key, default))
-        except MlflowException:
-            return default
+        except MlflowException as error:
+            if _not_found(error):
+                return default
+            raise
 
     def log_to_run(self, run_id: str, metrics: dict[str, float], artifacts: list[Path]) -> None:
         """Add metrics and files (under evaluation/) to an existing run."""

@@ -19,6 +19,8 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
+import psutil
+
 from modelops.errors import ModelopsError
 
 INSTALL_HINT = (
@@ -76,15 +78,17 @@ def _reap(pid: int) -> None:
 
 
 def command_line(pid: int) -> str | None:
-    """The pid's command line (NUL-separated args joined by spaces), None when it is gone."""
+    """The pid's command line (args joined by spaces), None when it is gone or a zombie.
+    psutil reads it the same way on Linux and macOS (no /proc on macOS)."""
     _reap(pid)
     try:
-        raw = Path(f"/proc/{pid}/cmdline").read_bytes()
-    except (FileNotFoundError, ProcessLookupError, PermissionError):
+        process = psutil.Process(pid)
+        if process.status() == psutil.STATUS_ZOMBIE:
+            return None
+        args = process.cmdline()
+    except (psutil.NoSuchProcess, psutil.ZombieProcess, psutil.AccessDenied):
         return None
-    if not raw:  # a zombie has an empty command line
-        return None
-    return raw.replace(b"\0", b" ").decode(errors="replace")
+    return " ".join(args) or None
 
 
 def is_ours(pid: int | None, marker: str) -> bool:
