@@ -8,7 +8,7 @@ export PATH := $(CURDIR)/$(BIN):$(PATH)
 # Offline-friendly and quiet MLflow defaults for local runs.
 export MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR ?= false
 
-.PHONY: help setup run pipeline register where test test-fast lint typecheck bench-pipeline clean
+.PHONY: help setup system-deps run pipeline register where test test-fast test-pr lint typecheck bench-pipeline clean
 
 help: ## Show the targets
 	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-16s %s\n", $$1, $$2}'
@@ -33,11 +33,20 @@ register: setup ## Register the gated model in MLflow with alias `challenger`
 where: setup ## Print where metrics, plots and the MLflow UI are
 	modelops where
 
-test: setup ## Run the whole test suite (what .ci/run calls)
-	pytest
+system-deps: ## Install missing system tools the tests use: nginx, prometheus, wrk, postgresql, actionlint (apt-get or brew)
+	bash infra/local/system-deps.sh
+
+# Tests run in parallel (pytest-xdist). Many of them wait on real processes (services, nginx,
+# Prometheus, act), so more workers than cores pays: PYTEST_WORKERS=4 on a 2-core machine.
+PYTEST_WORKERS ?= 4
+test: setup system-deps ## Run the whole test suite in parallel (what .ci/run calls)
+	pytest -n $(PYTEST_WORKERS)
 
 test-fast: setup ## Unit tests only
-	pytest tests/unit
+	pytest -n $(PYTEST_WORKERS) tests/unit
+
+test-pr: setup system-deps ## What a pull request runs: unit + integration (the e2e suites run on main and nightly)
+	pytest -n $(PYTEST_WORKERS) -m "not e2e and not terraform_binary"
 
 lint: setup ## ruff + mypy
 	ruff check src serving tests data

@@ -24,13 +24,16 @@ def free_port() -> int:
 
 
 def _postgres_bin() -> Path:
+    """Debian keeps the server binaries off PATH (/usr/lib/postgresql/<n>/bin); Homebrew and
+    other systems put initdb on PATH."""
     found = sorted(glob.glob("/usr/lib/postgresql/*/bin/initdb"))
-    if not found:
+    on_path = shutil.which("initdb")
+    if not found and on_path is None:
         raise RuntimeError(
-            "PostgreSQL server binaries not found: install Debian `postgresql` "
-            "(.ci/run does) or see README"
+            "PostgreSQL server binaries not found: run `make system-deps` (apt-get or brew "
+            "install postgresql), as `make test` does"
         )
-    return Path(found[-1]).parent
+    return Path(found[-1]).parent if found else Path(str(on_path)).parent
 
 
 def _as_postgres_user(command: list[str]) -> list[str]:
