@@ -115,9 +115,12 @@ def create_app(settings: ServeSettings | None = None) -> FastAPI:
 
     @app.get("/ready", response_model=Ready, responses={503: {"model": Ready}})
     async def ready() -> Response:
-        """200 once the model is loaded and its warm-up prediction passed."""
+        """200 once the model is loaded and warmed up in every worker."""
         if not service.ready:
             return _json({"ready": False, "reason": not_ready()}, 503)
+        if not service.service_ready():
+            reason = "another worker is still loading the model; retry shortly"
+            return _json({"ready": False, "reason": reason}, 503)
         payload = {"ready": True, "reason": service.predictor_note, "warmup_ms": service.warmup_ms}
         return _json(payload)
 

@@ -135,7 +135,7 @@ def _metrics_dir(settings: ServeSettings) -> tuple[Path, bool]:
     """A clean folder for prometheus_client's multiprocess files; True if we created it."""
     if settings.metrics_dir is not None:
         settings.metrics_dir.mkdir(parents=True, exist_ok=True)
-        for stale in settings.metrics_dir.glob("*.db"):
+        for stale in [*settings.metrics_dir.glob("*.db"), *settings.metrics_dir.glob("ready-*")]:
             stale.unlink()
         return settings.metrics_dir, False
     return Path(tempfile.mkdtemp(prefix="modelops-metrics-")), True
@@ -172,6 +172,8 @@ def main(argv: list[str] | None = None) -> int:
                 "MODELOPS_HOST": settings.host,
                 "MODELOPS_PORT": str(settings.port),
                 "PROMETHEUS_MULTIPROC_DIR": str(metrics_dir),
+                "MODELOPS_READY_DIR": str(metrics_dir),
+                "MODELOPS_WORKERS": str(settings.workers),
             }
         )
         os.environ.setdefault("OMP_NUM_THREADS", "1")  # sklearn's OpenMP threads fight workers

@@ -17,6 +17,7 @@ from serving.metrics import DriftBins, ServiceMetrics
 from serving.model import ModelCard, load_pipeline
 from serving.predictor import Batch, Predictor, build_predictor
 from serving.predlog import Entry, PredictionLog
+from serving.readiness import WorkerReadiness
 from serving.schema import RequestSchema
 from serving.settings import ServeSettings
 
@@ -51,6 +52,7 @@ class ScoringService:
         self.error: str | None = None
         self.warmup_ms: float | None = None
         self.drift = DriftBins(card, metrics)
+        self.readiness = WorkerReadiness(settings.ready_dir, settings.workers)
         self.log = PredictionLog(
             settings.prediction_log,
             {
@@ -70,7 +72,12 @@ class ScoringService:
 
     @property
     def ready(self) -> bool:
+        """This worker can score (the scoring hot path asks this)."""
         return self.predictor is not None
+
+    def service_ready(self) -> bool:
+        """Every worker of the service can score (what /ready reports)."""
+        return self.ready and self.readiness.all_ready()
 
     def load(self) -> None:
         """Deserialize the pipeline, choose the predictor, warm up; runs in a thread."""
@@ -88,6 +95,7 @@ class ScoringService:
         gc.collect()
         gc.freeze()  # the model's objects never become garbage: keep them out of GC passes
         self.metrics.ready.set(1)
+        self.readiness.mark_ready()
         log.info(
             "model %s version %s ready in %.2fs (%s)",
             self.card.name,

@@ -37,6 +37,9 @@ class ServeSettings(BaseSettings):
     max_body_bytes: int = Field(1_000_000, ge=1024)
     fast_path: bool = Field(True, description="ONNX/numpy predictor; False forces sklearn")
     metrics_dir: Path | None = Field(None, description="prometheus multiprocess folder")
+    ready_dir: Path | None = Field(
+        None, description="folder the workers share for readiness markers (set by the launcher)"
+    )
     metrics_flush_seconds: float = Field(
         1.0, gt=0.0, le=60.0, description="how often tallied counters reach /metrics"
     )

@@ -121,7 +121,7 @@ def test_concept_drift_fails_under_the_floor(
     [
         ("no_target", "no label column 'Status'"),
         ("one_class", "AUC needs both outcomes"),
-        ("unknown_alias", "cannot be fetched from the MLflow store"),
+        ("unknown_alias", "not found in the registry"),
         ("not_a_model", "not an MLflow model folder"),
     ],
 )

@@ -57,7 +57,7 @@ def test_loadtest_passes_on_a_healthy_service(
     )
     assert done.returncode == 0, done.stderr
     assert summary["passed"] and summary["reasons"] == []
-    assert summary["requests"] >= 30 and summary["failures"] == 0
+    assert summary["requests"] >= 10 and summary["failures"] == 0
     assert 0 < summary["p50_ms"] <= summary["p99_ms"] <= 1000
 
 

@@ -201,3 +201,24 @@ def test_a_bad_model_path_fails_fast(tmp_path: Path) -> None:
     )  # fmt: skip
     assert done.returncode == 1
     assert "not an MLflow model folder" in done.stderr
+
+
+def test_ready_waits_for_every_worker(tmp_path: Path) -> None:
+    """A worker with its model loaded does not call the service ready while its peer loads:
+    /ready counts the readiness markers of the live workers the launcher started."""
+    from serving.readiness import WorkerReadiness
+
+    readiness = WorkerReadiness(tmp_path, workers=2)
+    assert not readiness.all_ready()
+    readiness.mark_ready()  # this process: one live worker ready
+    assert not readiness.all_ready()
+    (tmp_path / "ready-999999999").touch()  # a worker that is gone does not count
+    assert not readiness.all_ready()
+    peer = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)"])
+    try:
+        (tmp_path / f"ready-{peer.pid}").touch()
+        assert readiness.all_ready()
+    finally:
+        peer.kill()
+        peer.wait()
+    assert WorkerReadiness(None, workers=2).all_ready()  # one process, no shared folder

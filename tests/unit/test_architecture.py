@@ -43,6 +43,41 @@ def test_the_package_is_made_of_wings() -> None:
     assert modules == {"__init__.py", "config.py", "errors.py"}
 
 
+# Which wings each wing may import (docs/architecture.md, "The wings"); config and errors
+# are open to all. cli and bench sit on top and may import anything.
+MAY_IMPORT = {
+    "pipeline": {"registry"},
+    "registry": set(),
+    "monitor": {"pipeline", "registry"},
+    "deploy": {"registry", "monitor"},
+    "ci": set(),
+}
+
+
+@pytest.mark.parametrize("wing", sorted(MAY_IMPORT))
+def test_wings_import_only_what_the_map_allows(wing: str) -> None:
+    allowed = MAY_IMPORT[wing] | {wing, "config", "errors"}
+    found = {
+        f"{path.relative_to(ROOT)} imports modelops.{module.split('.')[1]}"
+        for path in python_files(PACKAGE / wing)
+        for module in imports(path)
+        if module.startswith("modelops.") and module.split(".")[1] not in allowed
+    }
+    assert not found, sorted(found)
+
+
+def test_the_service_imports_only_the_registry_wing() -> None:
+    """serving/ runs in the image; the load test (locustfile, dev only) may read params."""
+    found = {
+        f"{path.name}: {module}"
+        for path in python_files(ROOT / "serving")
+        if path.name != "locustfile.py"
+        for module in imports(path)
+        if module.startswith("modelops.") and module.split(".")[1] not in {"registry", "errors"}
+    }
+    assert not found, sorted(found)
+
+
 def test_only_the_rehearsal_and_its_cli_import_deploy_local() -> None:
     allowed = {PACKAGE / "cli" / "deploy.py"}
     offenders = [

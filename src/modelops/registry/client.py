@@ -144,9 +144,10 @@ class RegistryClient:
         found = self.version_by_alias(name, spec)
         if found is None:
             raise RegistryError(
-                f"{uri}: no version of {name} has alias {spec!r} in the registry at "
-                f"{self.tracking_uri} (before the first deploy there is no champion yet: "
-                "use the challenger, or give models:/<name>/<version>)"
+                f"{uri}: not found in the registry at {self.tracking_uri}: no version of {name} "
+                f"has alias {spec!r} ("
+                "before the first deploy there is no champion yet: use the challenger, or give "
+                "models:/<name>/<version>)"
             )
         return found
 
@@ -222,7 +223,7 @@ class RegistryClient:
         dst.mkdir(parents=True, exist_ok=True)
         try:
             local = mlflow.artifacts.download_artifacts(
-                artifact_uri=artifact_uri,
+                artifact_uri=self._storage_uri(artifact_uri),
                 dst_path=str(dst),
                 tracking_uri=self.tracking_uri,
                 registry_uri=self.tracking_uri,
@@ -233,6 +234,25 @@ class RegistryClient:
                 f"({error}); check the model name and alias/version, and MLFLOW_TRACKING_URI"
             ) from error
         return Path(local)
+
+    def _storage_uri(self, uri: str) -> str:
+        """Where the files of a models:/ URI are stored, looked up with this client: MLflow's
+        own resolution of models:/ URIs reads the process-wide registry URI instead."""
+        if not uri.startswith("models:/"):
+            return uri
+        first, _, rest = uri.removeprefix("models:/").partition("/")
+        if first.startswith("m-"):  # a logged model: models:/m-<id>[/path]
+            path = rest
+            location = str(self._client.get_logged_model(first).artifact_location)
+        else:  # models:/name@alias[/path] or models:/name/N[/path]
+            if "@" in first:
+                head, path = first, rest
+            else:
+                version, _, path = rest.partition("/")
+                head = f"{first}/{version}"
+            ref = self.resolve_uri(f"models:/{head}")
+            location = str(self._client.get_model_version_download_uri(ref.name, ref.version))
+        return f"{location.rstrip('/')}/{path}" if path else location
 
     def experiment_id(self, name: str, artifact_location: str | None) -> str:
         """The id of experiment `name`, created (with `artifact_location`) if needed."""
