@@ -45,6 +45,9 @@ def run_loadtest(
          "--params", str(params), "--data", str(data), "--out", str(out), "--run-time-s", "4"],
         capture_output=True, text=True, timeout=120, cwd=ROOT,
     )  # fmt: skip
+    assert out.is_file(), (
+        f"the load test wrote no summary:\n{done.stdout[-2000:]}{done.stderr[-2000:]}"
+    )
     return done, json.loads(out.read_text())
 
 
