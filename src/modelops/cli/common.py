@@ -7,16 +7,11 @@ from typing import Annotated
 
 import typer
 
-from modelops.config import Params, load_params
 from modelops.registry.client import RegistryClient, open_registry
 from modelops.registry.tracking import TrackingSettings
 
 ParamsOption = Annotated[Path, typer.Option("--params", help="params.yaml to read")]
 DEFAULT_PARAMS = Path("params.yaml")
-
-
-def read_params(path: Path) -> Params:
-    return load_params(path)
 
 
 def registry() -> RegistryClient:

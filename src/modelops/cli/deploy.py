@@ -7,7 +7,8 @@ from typing import Annotated, Any
 
 import typer
 
-from modelops.cli.common import DEFAULT_PARAMS, ParamsOption, read_params, registry
+from modelops.cli.common import DEFAULT_PARAMS, ParamsOption, registry
+from modelops.config import load_params
 from modelops.errors import Refused
 
 app = typer.Typer(
@@ -63,7 +64,7 @@ def tag_image(
     from modelops.deploy.gitops import IMAGE_PATTERN
     from modelops.deploy.promoter import RegistryPromoter
 
-    name = model_name or read_params(params).register_.model_name
+    name = model_name or load_params(params).register_.model_name
     if not IMAGE_PATTERN.fullmatch(image):
         raise Refused(
             f"image {image!r} is not pinned by digest: use a reference like "
@@ -155,7 +156,7 @@ def canary(
         return
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
     logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per load request otherwise
-    p = read_params(params)
+    p = load_params(params)
     if interval is not None:
         p.canary = p.canary.model_copy(update={"interval_seconds": interval})
     name = model_name or p.register_.model_name
@@ -254,7 +255,7 @@ def rollback(
     from modelops.deploy.promoter import rollback_champion, rollback_target
     from modelops.deploy.router import TerraformRouter
 
-    name = model_name or read_params(params).register_.model_name
+    name = model_name or load_params(params).register_.model_name
     store = registry()
     rollback_target(store, name)  # refuse before terraform runs when there is nowhere to go back
     router = TerraformRouter(env_dir, terraform=terraform)

@@ -7,7 +7,8 @@ from typing import Annotated
 
 import typer
 
-from modelops.cli.common import DEFAULT_PARAMS, ParamsOption, read_params, registry
+from modelops.cli.common import DEFAULT_PARAMS, ParamsOption, registry
+from modelops.config import load_params
 
 app = typer.Typer()
 
@@ -54,7 +55,7 @@ def drift(
 
     if fail_on not in ("drift", "warning"):
         raise typer.BadParameter("use drift or warning", param_hint="--fail-on")
-    p = read_params(params)
+    p = load_params(params)
     reference = expand_model_uri(reference, params)
     store = registry() if is_registry_uri(reference) else None
     report = run_drift(data, reference, p, out_dir, reference_data, model_version, registry=store)
@@ -103,7 +104,7 @@ def validate_model(
     from modelops.monitor.model_validation import write_validation
     from modelops.registry.model_source import is_registry_uri
 
-    p = read_params(params)
+    p = load_params(params)
     result = judge(model, data, p, registry() if is_registry_uri(model) else None)
     write_validation(result, report)
     typer.echo(result.summary())

@@ -9,7 +9,8 @@ from typing import Annotated
 
 import typer
 
-from modelops.cli.common import DEFAULT_PARAMS, ParamsOption, read_params, registry
+from modelops.cli.common import DEFAULT_PARAMS, ParamsOption, registry
+from modelops.config import load_params
 from modelops.errors import Refused
 
 app = typer.Typer()
@@ -25,7 +26,7 @@ def validate_data(
     from modelops.pipeline.data import read_raw
     from modelops.pipeline.data_validation import validate_frame
 
-    p = read_params(params)
+    p = load_params(params)
     frame = read_raw(data)
     result = validate_frame(frame, p.data, p.data_validation)
     report.parent.mkdir(parents=True, exist_ok=True)
@@ -49,7 +50,7 @@ def split(
     from modelops.pipeline.data import read_raw, write_split
     from modelops.pipeline.data import split as split_frame
 
-    p = read_params(params)
+    p = load_params(params)
     train, test = split_frame(read_raw(data), p.data, p.split)
     write_split(train, test, out_dir)
     typer.echo(f"split {len(train) + len(test)} rows -> train {len(train)}, test {len(test)}")
@@ -67,7 +68,7 @@ def train(
     from modelops.pipeline.train import train_and_log
     from modelops.registry.tracking import TrackingSettings
 
-    p = read_params(params)
+    p = load_params(params)
     result = train_and_log(p, train_data, data, model_dir, run_file, TrackingSettings())
     typer.echo(
         f"trained {p.train.model} on {result.train_rows} rows in {result.fit_seconds}s; "
@@ -89,7 +90,7 @@ def evaluate(
     from modelops.pipeline.evaluate import run_evaluate
     from modelops.pipeline.train import read_run
 
-    p = read_params(params)
+    p = load_params(params)
     result = run_evaluate(p, model_dir, test, metrics, plots_dir, predictions)
     scalars = {f"test_{k}": v for k, v in result.items() if isinstance(v, float)}
     store, run_id = registry(), read_run(run_file).run_id
@@ -123,7 +124,7 @@ def gate(
     from modelops.pipeline.gate import champion_scores, decide, write_report
     from modelops.pipeline.train import read_run
 
-    p = read_params(params)
+    p = load_params(params)
     scored = pd.read_parquet(predictions)
     features = coerce_features(read_split(test), p.data)
     champion, version, note = champion_scores(

@@ -8,7 +8,8 @@ from typing import Annotated
 
 import typer
 
-from modelops.cli.common import DEFAULT_PARAMS, ParamsOption, read_params, registry
+from modelops.cli.common import DEFAULT_PARAMS, ParamsOption, registry
+from modelops.config import load_params
 from modelops.errors import Refused
 
 app = typer.Typer()
@@ -29,7 +30,7 @@ def register(
     from modelops.pipeline.train import read_run
     from modelops.registry.client import CHALLENGER
 
-    p = read_params(params)
+    p = load_params(params)
     run = read_run(run_file)
 
     verdict = read_report(gate_report)
@@ -109,7 +110,7 @@ def history(
     """Timeline of every version: registered (run, commit, gate AUC), aliases, deploy events."""
     from modelops.registry.history import timeline
 
-    name = model_name or read_params(params).register_.model_name
+    name = model_name or load_params(params).register_.model_name
     rows = timeline(registry(), name)
     if as_json:
         typer.echo(json.dumps(rows, indent=2))
