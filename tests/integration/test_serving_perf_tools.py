@@ -42,7 +42,7 @@ def run_loadtest(
 ) -> tuple[subprocess.CompletedProcess[str], dict[str, Any]]:
     done = subprocess.run(
         [sys.executable, "-m", "modelops.bench.serve", "loadtest", "--host", url,
-         "--params", str(params), "--data", str(data), "--out", str(out), "--run-time-s", "4"],
+         "--params", str(params), "--data", str(data), "--out", str(out), "--run-time-s", "8"],
         capture_output=True, text=True, timeout=120, cwd=ROOT,
     )  # fmt: skip
     assert out.is_file(), (
@@ -122,3 +122,13 @@ def test_bench_serve_compares_both_servers(trained_model: dict[str, Any], tmp_pa
     assert ratio == pytest.approx(expected, rel=0.01)
     assert ratio > 3  # even on a busy machine the gap is an order of magnitude or more
     assert "| mlflow | /invocations | 4 |" in done.stdout and "| 100% |" in done.stdout
+
+
+def test_locust_stats_without_requests_are_none_not_a_crash(tmp_path: Path) -> None:
+    """Locust writes N/A for latencies when no request completed; that is no data, not 0."""
+    from modelops.bench.serve import locust_stats
+
+    header = "Type,Name,Request Count,Failure Count,Requests/s,50%,99%,Max Response Time"
+    (tmp_path / "locust_stats.csv").write_text(f"{header}\n,Aggregated,0,0,0.0,N/A,N/A,N/A\n")
+    stats = locust_stats(tmp_path / "locust")
+    assert stats["requests"] == 0 and stats["p50_ms"] is None and stats["p99_ms"] is None

@@ -310,8 +310,13 @@ def table(result: dict[str, Any]) -> str:
 # -- load test ------------------------------------------------------------------------------
 
 
-def locust_stats(csv_prefix: Path) -> dict[str, float]:
-    """The Aggregated row of locust's --csv stats file."""
+def _stat(value: str) -> float | None:
+    """A number from locust's CSV; None where it writes N/A (no request completed)."""
+    return None if value.strip() == "N/A" else float(value)
+
+
+def locust_stats(csv_prefix: Path) -> dict[str, float | None]:
+    """The Aggregated row of locust's --csv stats file (latencies None without requests)."""
     with Path(f"{csv_prefix}_stats.csv").open() as handle:
         rows = {row["Name"]: row for row in csv.DictReader(handle)}
     total = rows["Aggregated"]
@@ -319,9 +324,9 @@ def locust_stats(csv_prefix: Path) -> dict[str, float]:
         "requests": float(total["Request Count"]),
         "failures": float(total["Failure Count"]),
         "requests_per_s": float(total["Requests/s"]),
-        "p50_ms": float(total["50%"]),
-        "p99_ms": float(total["99%"]),
-        "max_ms": float(total["Max Response Time"]),
+        "p50_ms": _stat(total["50%"]),
+        "p99_ms": _stat(total["99%"]),
+        "max_ms": _stat(total["Max Response Time"]),
     }
 
 
@@ -350,16 +355,15 @@ def loadtest(args: argparse.Namespace) -> dict[str, Any]:
         if done.returncode != 0 or not Path(f"{prefix}_stats.csv").is_file():
             raise SystemExit(f"error: locust failed ({done.returncode}):\n{done.stderr[-3000:]}")
         stats = locust_stats(prefix)
-    error_rate = stats["failures"] / stats["requests"] if stats["requests"] else 1.0
+    requests, failures, p99 = stats["requests"] or 0.0, stats["failures"] or 0.0, stats["p99_ms"]
+    error_rate = failures / requests if requests else 1.0
     reasons = []
-    if not stats["requests"]:
+    if not requests:
         reasons.append(f"no request completed against {args.host}")
     if error_rate > 0:
-        reasons.append(f"error rate {error_rate:.4f} > 0 ({stats['failures']:.0f} failed)")
-    if stats["p99_ms"] > settings.max_p99_ms:
-        reasons.append(
-            f"p99 {stats['p99_ms']} ms > serve.loadtest.max_p99_ms {settings.max_p99_ms}"
-        )
+        reasons.append(f"error rate {error_rate:.4f} > 0 ({failures:.0f} failed)")
+    if p99 is not None and p99 > settings.max_p99_ms:
+        reasons.append(f"p99 {p99} ms > serve.loadtest.max_p99_ms {settings.max_p99_ms}")
     return {
         "host": args.host,
         "users": settings.users,
