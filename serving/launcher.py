@@ -62,7 +62,7 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
-def _reuseport_socket(host: str, port: int) -> socket.socket:
+def reuseport_socket(host: str, port: int) -> socket.socket:
     family, kind, proto, _, address = socket.getaddrinfo(
         host, port, type=socket.SOCK_STREAM, proto=socket.IPPROTO_TCP
     )[0]
@@ -111,7 +111,7 @@ def run_worker(settings: ServeSettings) -> None:
 
     _die_with_parent()
     os.setpgrp()  # Ctrl-C reaches the launcher only; it forwards one SIGTERM
-    sock = _reuseport_socket(settings.host, settings.port)
+    sock = reuseport_socket(settings.host, settings.port)
     config = uvicorn.Config(
         APP,
         factory=True,

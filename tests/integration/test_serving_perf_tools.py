@@ -90,7 +90,7 @@ def test_loadtest_fails_on_any_error(trained_model: dict[str, Any], tmp_path: Pa
     assert any(r.startswith("error rate") for r in summary["reasons"])
 
 
-def test_bench_serve_compares_both_servers(trained_model: dict[str, Any], tmp_path: Path) -> None:
+def test_bench_serve_compares_mlflow_and_the_ceiling(trained_model: dict[str, Any], tmp_path: Path) -> None:
     out = tmp_path / "serve.json"
     done = subprocess.run(
         [sys.executable, "-m", "modelops.bench.serve", "bench",
@@ -102,13 +102,18 @@ def test_bench_serve_compares_both_servers(trained_model: dict[str, Any], tmp_pa
     assert done.returncode == 0, done.stderr[-3000:]
     result = json.loads(out.read_text())
     runs = {(r["server"], r["route"]): r for r in result["runs"]}
-    assert len(result["every_run"]) == 6  # 2 interleaved rounds of 3
+    assert len(result["every_run"]) == 8  # 2 interleaved rounds of 4
     for key, run in runs.items():
         both = [r for r in result["every_run"] if (r["server"], r["route"]) == key]
         assert run["requests_per_s"] == min(r["requests_per_s"] for r in both)  # lower median
         assert run["p99_ms"] == pytest.approx(sum(r["p99_ms"] for r in both) / 2)
         assert run["requests"] == sum(r["requests"] for r in both)
-    assert set(runs) == {("ours", "/predict"), ("ours", "/invocations"), ("mlflow", "/invocations")}
+    assert set(runs) == {
+        ("ours", "/predict"),
+        ("ours", "/invocations"),
+        ("mlflow", "/invocations"),
+        ("ceiling", "/predict"),
+    }
     for run in runs.values():
         assert run["requests"] > 0 and run["errors"] == 0
         assert 0 < run["p50_ms"] <= run["p99_ms"]
@@ -122,6 +127,12 @@ def test_bench_serve_compares_both_servers(trained_model: dict[str, Any], tmp_pa
     assert ratio == pytest.approx(expected, rel=0.01)
     assert ratio > 3  # even on a busy machine the gap is an order of magnitude or more
     assert "| mlflow | /invocations | 4 |" in done.stdout and "| 100% |" in done.stdout
+    # the ceiling does no work, so /predict keeps a share of its throughput, never more
+    share = result["ratio_to_ceiling"]["/predict c=4"]
+    ceiling_rps = runs[("ceiling", "/predict")]["requests_per_s"]
+    assert share == pytest.approx(runs[("ours", "/predict")]["requests_per_s"] / ceiling_rps, 0.01)
+    assert 0 < share < 1
+    assert "ours / ceiling: /predict c=4:" in done.stdout
 
 
 def test_locust_stats_without_requests_are_none_not_a_crash(tmp_path: Path) -> None:

@@ -1,4 +1,5 @@
-"""Serving performance: our service against `mlflow models serve`, and the locust load test.
+"""Serving performance: our service against `mlflow models serve` and the ceiling, and the
+locust load test.
 
     python -m modelops.bench.serve bench --model models/model --out bench/results/serve.json
     python -m modelops.bench.serve loadtest --host http://127.0.0.1:8000 \
@@ -9,7 +10,10 @@ wrk (1-row requests sampled from the real test split, concurrency 10 and 100), a
 requests/s and p50/p99 per server and route (each the median over --repeat interleaved
 rounds), the ratios, and the goals met. Our /invocations
 takes the same request bodies as MLflow's, so that pair is the like-for-like comparison;
-/predict (our native route) is reported next to it.
+/predict (our native route) is reported next to it. The ceiling (modelops.bench.ceiling) is
+the same uvicorn setup answering our /predict's bytes with no work at all, driven with the
+same bodies in the same rounds: `ratio_to_ceiling` is the share of the bare server's
+throughput that /predict keeps with validation, scoring, metrics and the prediction log on.
 
 `loadtest` runs serving/locustfile.py headless against a running service for
 params serve.loadtest.run_time_s and fails (exit 1) on any failed request or a p99 above
@@ -35,7 +39,12 @@ from typing import Any
 import httpx
 import numpy as np
 
-GOALS = {"ours_rps_c100": 3500.0, "ours_p99_ms_c10": 10.0, "ratio_vs_mlflow": 40.0}
+GOALS = {
+    "ours_rps_c100": 3500.0,
+    "ours_p99_ms_c10": 10.0,
+    "ratio_vs_mlflow": 40.0,
+    "ratio_to_ceiling": 0.4,
+}
 WRK_MARK = "WRKJSON "
 LUA = """
 local bodies = {%(bodies)s}
@@ -144,7 +153,7 @@ def bench(args: argparse.Namespace) -> dict[str, Any]:
     }
     from serving.process import ServiceProcess, free_port
 
-    ours_port, mlflow_port = free_port(), free_port()
+    ours_port, mlflow_port, ceiling_port = free_port(), free_port(), free_port()
     runs: list[Run] = []
     load_before = os.getloadavg()
     with tempfile.TemporaryDirectory(prefix="bench-serve-") as tmp:
@@ -160,11 +169,16 @@ def bench(args: argparse.Namespace) -> dict[str, Any]:
         mlflow_cmd = [str(bin_dir / "mlflow"), "models", "serve", "-m", str(args.model),
                       "--env-manager", "local", "-w", str(args.workers),
                       "-h", "127.0.0.1", "-p", str(mlflow_port)]  # fmt: skip
+        ceiling_cmd = [sys.executable, "-m", "modelops.bench.ceiling", "--port",
+                       str(ceiling_port), "--workers", str(args.workers),
+                       "--answer", str(folder / "answer.json")]  # fmt: skip
         ours_url, mlflow_url = f"http://127.0.0.1:{ours_port}", f"http://127.0.0.1:{mlflow_port}"
+        ceiling_url = f"http://127.0.0.1:{ceiling_port}"
         targets = [
             ("ours", "/predict", ours_url),
             ("ours", "/invocations", ours_url),
             ("mlflow", "/invocations", mlflow_url),
+            ("ceiling", "/predict", ceiling_url),
         ]
         scripts = {
             route: wrk_script(route, bodies(rows, route), folder)
@@ -174,20 +188,28 @@ def bench(args: argparse.Namespace) -> dict[str, Any]:
         mlflow = ServiceProcess(
             mlflow_cmd, port=mlflow_port, env=env, log=folder / "mlflow.log", ready_path="/ping"
         )
+        ceiling_log = folder / "ceiling.log"
+        ceiling = ServiceProcess(ceiling_cmd, port=ceiling_port, env=env, log=ceiling_log)
         with ours, mlflow:
             same_answers(ours_url, mlflow_url, rows[:20])
-            for repeat in range(args.repeat):  # rounds interleave the servers in time
-                for name, route, base in targets:
-                    for concurrency in args.concurrency:
-                        print(f"[{repeat + 1}/{args.repeat}] {name} {route} c={concurrency}")
-                        script = scripts[route]
-                        run_wrk(base + route, script, concurrency, args.warmup, args.threads)
-                        before = requests_per_worker(folder / "metrics", route)
-                        raw = run_wrk(base + route, script, concurrency, args.seconds, args.threads)
-                        runs.append(to_run(name, route, concurrency, raw))
-                        if name == "ours":
-                            runs[-1].worker_shares = shares(before, folder / "metrics", route)
-                        print(f"  {runs[-1]}", flush=True)
+            answer = httpx.post(f"{ours_url}/predict", json=rows[0], timeout=60)
+            (folder / "answer.json").write_bytes(answer.raise_for_status().content)
+            with ceiling:
+                for repeat in range(args.repeat):  # rounds interleave the servers in time
+                    for name, route, base in targets:
+                        for concurrency in args.concurrency:
+                            label = f"[{repeat + 1}/{args.repeat}] {name} {route} c={concurrency}"
+                            print(label, flush=True)
+                            script = scripts[route]
+                            run_wrk(base + route, script, concurrency, args.warmup, args.threads)
+                            before = requests_per_worker(folder / "metrics", route)
+                            raw = run_wrk(
+                                base + route, script, concurrency, args.seconds, args.threads
+                            )
+                            runs.append(to_run(name, route, concurrency, raw))
+                            if name == "ours":
+                                runs[-1].worker_shares = shares(before, folder / "metrics", route)
+                            print(f"  {runs[-1]}", flush=True)
     return summarize(median_runs(runs), args, load_before, runs)
 
 
@@ -261,6 +283,14 @@ def summarize(
         mlflow_rps = by[("mlflow", "/invocations", c)].requests_per_s
         for route in ("/invocations", "/predict"):
             ratios[f"{route} c={c}"] = round(by[("ours", route, c)].requests_per_s / mlflow_rps, 1)
+    to_ceiling = {
+        f"/predict c={c}": round(
+            by[("ours", "/predict", c)].requests_per_s
+            / by[("ceiling", "/predict", c)].requests_per_s,
+            3,
+        )
+        for c in args.concurrency
+    }
     goals: dict[str, Any] = {}
     for route in ("/invocations", "/predict"):
         c_low, c_high = min(args.concurrency), max(args.concurrency)
@@ -273,6 +303,9 @@ def summarize(
             <= GOALS["ours_p99_ms_c10"],
             f"ratio>={GOALS['ratio_vs_mlflow']:.0f}": ratio >= GOALS["ratio_vs_mlflow"],
         }
+    goals["/predict"][f"ratio_to_ceiling>={GOALS['ratio_to_ceiling']}"] = (
+        min(to_ceiling.values()) >= GOALS["ratio_to_ceiling"]
+    )
     return {
         "model": str(args.model),
         "load_generator": "wrk, 1-row requests sampled from the test split, keep-alive",
@@ -288,6 +321,7 @@ def summarize(
         "runs": [asdict(r) for r in runs],
         "every_run": [asdict(r) for r in every],
         "ratio_ours_to_mlflow": ratios,
+        "ratio_to_ceiling": to_ceiling,
         "goals": goals,
     }
 
@@ -304,7 +338,8 @@ def table(result: dict[str, Any]) -> str:
             f"| {r['p50_ms']:.2f} | {r['p99_ms']:.2f} | {r['errors']} | {split} |"
         )
     ratios = ", ".join(f"{k}: {v}x" for k, v in result["ratio_ours_to_mlflow"].items())
-    return "\n".join([*lines, "", f"ours / mlflow: {ratios}"])
+    ceiling = ", ".join(f"{k}: {v:.0%}" for k, v in result["ratio_to_ceiling"].items())
+    return "\n".join([*lines, "", f"ours / mlflow: {ratios}", f"ours / ceiling: {ceiling}"])
 
 
 # -- load test ------------------------------------------------------------------------------
