@@ -25,13 +25,18 @@ import pytest
 import yaml
 
 from modelops.cli.deploy import _record_receipt
+from modelops.cli.governance import served_versions
 from modelops.config import Params, load_params
 from modelops.deploy.controller import STATE_FILE, CanaryController, Outcome
 from modelops.deploy.gitops import write_state
 from modelops.deploy.promoter import RegistryPromoter
 from modelops.deploy.state import Release
+from modelops.errors import Refused, RegistryError
+from modelops.registry.approvals import record_approval
 from modelops.registry.client import RegistryClient
+from modelops.registry.history import model_history
 from modelops.registry.receipts import read_receipts
+from modelops.registry.retire import retire_version
 from modelops.registry.tracking import file_md5
 from tests.fixtures.canary_fakes import CANARY, STABLE, FakeClock, FakeMetrics, FakeRouter, Track
 from tests.integration.test_registry import gate_report, train_into
@@ -243,7 +248,7 @@ def history(world: dict[str, Any], *args: str) -> dict[str, Any]:
 
 
 def test_history_answers_who_deployed_what_where_and_when(world: dict[str, Any]) -> None:
-    full = history(world)
+    full = model_history(world["store"], NAME)
     times = [e["at"] for e in full["events"]]
     assert times == sorted(times)
     assert full["aliases"] == {"challenger": "3", "champion": "1"}
@@ -271,7 +276,7 @@ def test_history_answers_who_deployed_what_where_and_when(world: dict[str, Any])
     assert promoted["image"] == CANARY
     assert rolled["by"] == "deploy-bot" and rolled["reason"] == "complaints from the call centre"
 
-    staging = history(world, "--env", "staging")
+    staging = model_history(world["store"], NAME, "staging")
     assert [
         (e["event"], e["version"]) for e in staging["events"] if e["event"] != "registered"
     ] == [
@@ -285,28 +290,35 @@ def test_history_answers_who_deployed_what_where_and_when(world: dict[str, Any])
 
 def test_retire_refuses_what_is_in_use_and_archives_the_rest(world: dict[str, Any]) -> None:
     envs = world["envs"]
-    champion = cli(world, "retire", "1", "--reason", "old", "--envs-dir", str(envs))
-    assert champion.returncode == 1 and "alias 'champion'" in champion.stderr
+    store: RegistryClient = world["store"]
+    served = served_versions(envs)
+    assert served == {"production": {"1"}, "staging": {"2"}}
+    with pytest.raises(Refused, match="alias 'champion'; environment production"):
+        retire_version(store, NAME, "1", "me", "old", served)
     staged = cli(world, "retire", "2", "--reason", "old", "--envs-dir", str(envs))
-    assert staged.returncode == 1 and "environment staging" in staged.stderr
-    assert "retired" not in world["store"].version(NAME, "2").tags
-    nowhere = cli(world, "retire", "3", "--reason", "x", "--envs-dir", str(world["root"] / "no"))
-    assert nowhere.returncode == 1 and "no environments there" in nowhere.stderr
+    assert staged.returncode == 1 and "environment staging. Deploy another" in staged.stderr
+    assert "retired" not in store.version(NAME, "2").tags
+    with pytest.raises(Refused, match="rollback chain"):  # v1 would roll back to v2 now
+        store.tag_version(NAME, "1", {"previous_champion": "2"})
+        retire_version(store, NAME, "2", "me", "old", {})
+    store.mlflow.delete_model_version_tag(NAME, "1", "previous_champion")
 
     done = cli(world, "retire", "3", "--reason", "failed its canary", "--envs-dir", str(envs))
     assert done.returncode == 0, done.stderr
     ref = world["store"].version(NAME, "3")
     assert ref.tags["retired"] == "true" and ref.tags["retired_by"] == "deploy-bot"
     assert ref.tags["retired_reason"] == "failed its canary" and ref.aliases == ()
-    last = history(world)["events"][-1]
+    last = model_history(store, NAME)["events"][-1]
     assert (last["event"], last["version"], last["reason"]) == ("retired", "3", "failed its canary")
 
 
 def test_bad_approval_input_is_refused_and_writes_nothing(world: dict[str, Any]) -> None:
-    naive = cli(world, "record-approval", "--version", "3", "--env", "production",
-                "--approver", "carol", "--at", "2027-01-15 09:00")  # fmt: skip
-    assert naive.returncode == 1 and "with its offset" in naive.stderr
+    store: RegistryClient = world["store"]
+    with pytest.raises(RegistryError, match="with its offset"):
+        record_approval(store, NAME, "3", "production", ["carol"], "2027-01-15 09:00")
+    with pytest.raises(RegistryError, match="once per --approver"):
+        record_approval(store, NAME, "3", "production", ["carol", " "], "2027-01-15T09:00Z")
     missing = cli(world, "record-approval", "--version", "99", "--env", "production",
                   "--approver", "carol", "--at", "2027-01-15T09:00:00Z")  # fmt: skip
     assert missing.returncode == 1 and "models:/governance-model/99 is not in" in missing.stderr
-    assert not any(k.startswith("approved.") for k in world["store"].version(NAME, "3").tags)
+    assert not any(k.startswith("approved.") for k in store.version(NAME, "3").tags)

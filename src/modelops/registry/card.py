@@ -91,7 +91,9 @@ def data_period(data_path: Path, column: str) -> tuple[str, str]:
             f"register.card.date_column {column!r} is not a column of {data_path}: name a date "
             "column of the table, or set it to null (the card then gives no period)"
         ) from None
-    dates = pd.to_datetime(frame[column], errors="coerce").dropna()
+    values = frame[column]
+    numeric = pd.api.types.is_numeric_dtype(values) and not pd.api.types.is_bool_dtype(values)
+    dates = values.iloc[:0] if numeric else pd.to_datetime(values, errors="coerce").dropna()
     if dates.empty:
         raise ParamsError(
             f"register.card.date_column {column!r} in {data_path} holds no readable dates: "
