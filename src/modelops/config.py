@@ -86,8 +86,17 @@ class GateParams(_Section):
     alpha: float = Field(0.05, gt=0, lt=1)
 
 
+class ModelCardParams(_Section):
+    """What the model card says that the data cannot: its purpose and where it must not be used."""
+
+    intended_use: str = ""
+    out_of_scope: str = ""
+    date_column: str | None = None  # a column of data.path whose range is the data's period
+
+
 class RegisterParams(_Section):
     model_name: str = "model"
+    card: ModelCardParams = ModelCardParams()
 
 
 class LoadtestParams(_Section):

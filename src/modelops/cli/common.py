@@ -17,3 +17,11 @@ DEFAULT_PARAMS = Path("params.yaml")
 def registry() -> RegistryClient:
     """The registry at MLFLOW_TRACKING_URI, checked to answer (fails fast with one line)."""
     return open_registry(TrackingSettings())
+
+
+def actor() -> str:
+    """Who runs this command: the GitHub user in a workflow ($GITHUB_ACTOR), else the login."""
+    import getpass
+    import os
+
+    return os.environ.get("GITHUB_ACTOR") or getpass.getuser()

@@ -7,7 +7,7 @@ from typing import Annotated, Any
 
 import typer
 
-from modelops.cli.common import DEFAULT_PARAMS, ParamsOption, registry
+from modelops.cli.common import DEFAULT_PARAMS, ParamsOption, actor, registry
 from modelops.config import load_params
 from modelops.errors import Refused
 
@@ -205,7 +205,98 @@ def canary(
             terraform=terraform,
         )
     _print_outcome(outcome)
+    _record_receipt(store, outcome, None if target == "local" else Path(target))
     raise typer.Exit(0 if outcome.promoted else 3)
+
+
+# The PromQL behind each check, per track (deploy/analysis.py builds the same queries).
+def _check_queries(env: str, window: int, offset: int) -> dict[str, dict[str, list[str]]]:
+    from modelops.deploy import analysis as a
+
+    builders = {
+        "requests": (a.requests_query,),
+        "error_rate": (a.errors_query, a.requests_query),
+        "p99_latency": (a.p99_query,),
+        "score_psi": (a.score_buckets_query,),
+    }
+    tracks = {"canary": 0, "stable": offset}
+    return {
+        check: {t: [build(env, t, window, o) for build in fns] for t, o in tracks.items()}
+        for check, fns in builders.items()
+    }
+
+
+def _record_receipt(store: Any, outcome: Any, env_dir: Path | None) -> None:
+    """Append the decision's receipt to the version (registry/receipts.py); a failure to record
+    it is reported loudly but does not change the canary's exit code (traffic already moved)."""
+    import hashlib
+    import time
+
+    from mlflow.exceptions import MlflowException
+
+    from modelops.ci.github import run_url_from_env
+    from modelops.deploy.gitops import state_path
+    from modelops.deploy.state import Phase, load_state
+    from modelops.errors import ModelopsError
+    from modelops.registry.receipts import (
+        AnalysisEvidence,
+        CanaryDecision,
+        CheckEvidence,
+        record_canary_decision,
+    )
+
+    state = load_state(outcome.state_file)
+    analyses = []
+    for record in state.history:
+        a = record.analysis
+        queries = _check_queries(state.env, a.window_s, a.stable_offset_s)
+        checks = [CheckEvidence(queries=queries.get(c.name, {}), **c.to_dict()) for c in a.checks]
+        analyses.append(
+            AnalysisEvidence(
+                record.at,
+                record.step + 1,
+                record.weight,
+                a.window_s,
+                a.stable_offset_s,
+                a.verdict,
+                checks,
+            )
+        )
+    blob = None
+    if env_dir is not None and state_path(env_dir).is_file():
+        content = state_path(env_dir).read_bytes()
+        blob = hashlib.sha1(b"blob %d\0" % len(content) + content, usedforsecurity=False)
+    release = state.release
+    decision = CanaryDecision(
+        model_name=release.model_name,
+        version=release.canary_version,
+        env=state.env,
+        decision={Phase.SUCCEEDED: "promoted", Phase.FAILED: "rolled back"}.get(
+            state.phase, state.phase.value
+        ),
+        reason=state.reason,
+        image=release.canary_image,
+        stable_version=release.stable_version,
+        stable_image=release.stable_image,
+        started_at=state.started_at,
+        decided_at=state.decided_at if state.decided_at is not None else time.time(),
+        analyses=analyses,
+        gitops_file=str(state_path(env_dir)) if env_dir is not None else None,
+        gitops_blob=blob.hexdigest() if blob is not None else None,
+        by=actor(),
+        run_url=run_url_from_env(),
+    )
+    try:
+        path = record_canary_decision(store, decision)
+    except (ModelopsError, MlflowException, OSError) as error:
+        typer.secho(
+            f"error: the decision receipt was not recorded ({error}); rerun with --resume "
+            "--run-dir to record it",
+            err=True,
+            fg=typer.colors.RED,
+        )
+        return
+    typer.echo(f"  receipt: models:/{release.model_name}/{release.canary_version} {path}")
 
 
 def _print_outcome(outcome: Any) -> None:
@@ -260,6 +351,10 @@ def rollback(
     rollback_target(store, name)  # refuse before terraform runs when there is nowhere to go back
     router = TerraformRouter(env_dir, terraform=terraform)
     result = rollback_champion(store, name, router, reason)
+    env = env_dir.resolve().name
+    store.tag_version(
+        name, result.from_version, {"rolled_back_by": actor(), "rolled_back_env": env}
+    )
     typer.echo(
         f"{name}: champion {result.from_version} -> {result.to_version}; "
         f"{env_dir} stable = {result.image} at 100 %, canary removed. "

@@ -1,8 +1,7 @@
-"""Registry commands: register the gated model, export a version for the image, history."""
+"""Registry commands: register the gated model (with its model card), export a version."""
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Annotated
 
@@ -23,11 +22,22 @@ def register(
         Path | None,
         typer.Option(help="append model_name=, version=, created=, model_uri= ($GITHUB_OUTPUT)"),
     ] = None,
+    metrics: Annotated[
+        Path, typer.Option(help="evaluate stage's metrics (for the model card)")
+    ] = Path("reports/metrics.json"),
+    data_report: Annotated[
+        Path, typer.Option(help="validate_data report (rows, for the model card)")
+    ] = Path("reports/data_validation.json"),
+    lock: Annotated[Path, typer.Option(help="dvc.lock (data hash, for the model card)")] = Path(
+        "dvc.lock"
+    ),
     params: ParamsOption = DEFAULT_PARAMS,
 ) -> None:
-    """Register the gated model as a new version with alias `challenger` (idempotent)."""
+    """Register the gated model as a new version with alias `challenger` (idempotent), and log
+    its model card (model-card.md on the training run; tag `model_card` on the version)."""
     from modelops.pipeline.gate import read_report
     from modelops.pipeline.train import read_run
+    from modelops.registry.card import CARD_TAG, CardInputs, collect_card, log_card
     from modelops.registry.client import CHALLENGER
 
     p = load_params(params)
@@ -51,6 +61,7 @@ def register(
             "(outputs restored from the DVC cache of another store?); run "
             "`dvc repro --force train` to log a fresh run here"
         )
+    card = collect_card(p, run, CardInputs(metrics, gate_report, data_report, lock))
     tags = {
         "run_id": run.run_id,
         "git_commit": run.git_commit,
@@ -63,6 +74,11 @@ def register(
     )
     state = "registered" if created else "already registered (nothing new)"
     typer.echo(f"{ref.name} version {ref.version} {state}; alias '{CHALLENGER}' -> {ref.version}")
+    if CARD_TAG not in ref.tags:  # a rerun after a failed card write finishes the job
+        where = log_card(store, ref, card)
+        typer.echo(f"model card: {where}")
+    for missing in card.missing:
+        typer.secho(f"warning: model card: missing {missing}", err=True, fg=typer.colors.YELLOW)
     if outputs is not None:
         outputs.parent.mkdir(parents=True, exist_ok=True)
         with outputs.open("a") as handle:
@@ -97,32 +113,3 @@ def export_model(
         f"commit {info.git_commit}) -> {out}\n"
         f"docker build {info.build_args(out)} --build-arg GIT_COMMIT={info.git_commit} ."
     )
-
-
-@app.command()
-def history(
-    model_name: Annotated[
-        str | None, typer.Option(help="registered model (default: params register.model_name)")
-    ] = None,
-    as_json: Annotated[bool, typer.Option("--json", help="print JSON instead of a table")] = False,
-    params: ParamsOption = DEFAULT_PARAMS,
-) -> None:
-    """Timeline of every version: registered (run, commit, gate AUC), aliases, deploy events."""
-    from modelops.registry.history import timeline
-
-    name = model_name or load_params(params).register_.model_name
-    rows = timeline(registry(), name)
-    if as_json:
-        typer.echo(json.dumps(rows, indent=2))
-        return
-    if not rows:
-        typer.echo(f"{name}: no versions registered yet (`make run` registers the first)")
-        return
-    for row in rows:
-        aliases = f" [{', '.join(row['aliases'])}]" if row["aliases"] else ""
-        events = "; ".join(f"{e['event']} {e['at']}" for e in row["events"])
-        typer.echo(
-            f"v{row['version']}{aliases}  registered {row['registered_at']}  "
-            f"gate AUC {row['gate_auc'] or '?'}  commit {row['git_commit'][:12]}"
-            + (f"  | {events}" if events else "")
-        )

@@ -283,6 +283,25 @@ class RegistryClient:
                 return default
             raise
 
+    def log_text(self, run_id: str, text: str, artifact_file: str) -> None:
+        """Write `text` as the artifact `artifact_file` (e.g. model-card.md) of a run."""
+        self._client.log_text(run_id, text, artifact_file)
+
+    def artifact_names(self, run_id: str, folder: str) -> list[str]:
+        """Paths of the files directly in `folder` of a run's artifacts (none if absent)."""
+        return sorted(f.path for f in self._client.list_artifacts(run_id, folder) if not f.is_dir)
+
+    def read_text(self, run_id: str, artifact_file: str) -> str:
+        """The text of one artifact of a run, read through this client's store."""
+        import tempfile
+
+        with tempfile.TemporaryDirectory(prefix="modelops-artifact-") as tmp:
+            local = self._client.download_artifacts(run_id, artifact_file, tmp)
+            return Path(local).read_text(encoding="utf-8")
+
+    def delete_alias(self, name: str, alias: str) -> None:
+        self._client.delete_registered_model_alias(name, alias)
+
     def log_to_run(self, run_id: str, metrics: dict[str, float], artifacts: list[Path]) -> None:
         """Add metrics and files (under evaluation/) to an existing run."""
         for key, value in metrics.items():

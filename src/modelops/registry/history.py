@@ -1,7 +1,10 @@
-"""A model's timeline from the registry: registration, then what deploys recorded on it.
+"""A model's timeline from the registry: who put which version where, when, and why.
 
-Every fact comes from the version's tags and aliases (written by `register`, the canary's
-promoter and `deploy rollback`), so the registry alone answers "which version, where, when".
+Every event comes from what the registry keeps on each version: its creation and the tags
+`modelops register` wrote (run, commit, data hash, gate, model card), the canary receipts on
+its run (registry/receipts.py), approvals (`approved.<env>.*`), promotions, rejections and
+rollbacks the deploy tagged, and retirement. Events are sorted by time; at the same second,
+in the order they happen (a canary, then its promotion).
 """
 
 from __future__ import annotations
@@ -9,41 +12,122 @@ from __future__ import annotations
 import time
 from typing import Any
 
+from modelops.registry.card import CARD_TAG
 from modelops.registry.client import IMAGE, REJECTED, RegistryClient, VersionRef
+from modelops.registry.receipts import read_receipts
 
-# (tag with the time, tag with the detail, event name), in the order they can happen.
-_EVENTS = (
-    ("promoted_at", None, "promoted"),
-    ("rejected_at", REJECTED, "rejected"),
-    ("rolled_back_at", "rolled_back", "rolled back"),
-)
+# Order of events that share a timestamp.
+_ORDER = ("registered", "approved", "canary", "promoted", "rejected", "rolled back", "retired")
 
 
 def _utc_ms(epoch_ms: int) -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(epoch_ms / 1000))
 
 
-def version_timeline(ref: VersionRef) -> dict[str, Any]:
-    """One version's row: identity, lineage, gate, aliases and its deploy events by time."""
+def _event(kind: str, ref: VersionRef, at: str | None, **fields: Any) -> dict[str, Any]:
+    return {"at": at, "event": kind, "version": ref.version, "env": None, "by": None, **fields}
+
+
+def _approvals(ref: VersionRef) -> list[dict[str, Any]]:
+    envs = {key.split(".")[1] for key in ref.tags if key.startswith("approved.")}
+    return [
+        _event(
+            "approved",
+            ref,
+            ref.tags.get(f"approved.{env}.at"),
+            env=env,
+            by=ref.tags.get(f"approved.{env}.by"),
+        )
+        for env in sorted(envs)
+    ]
+
+
+def _from_receipts(receipts: list[dict[str, Any]], ref: VersionRef) -> list[dict[str, Any]]:
+    events = []
+    for r in receipts:
+        common = {"env": r.get("env"), "by": r.get("by"), "image": r.get("image")}
+        events.append(
+            _event(
+                "canary",
+                ref,
+                r.get("decided_at"),
+                **common,
+                result=r.get("decision"),
+                reason=r.get("reason"),
+                duration_s=r.get("duration_s"),
+                receipt=r["receipt"],
+                gitops=r.get("gitops"),
+            )
+        )
+        if r.get("decision") == "promoted":
+            events.append(_event("promoted", ref, r.get("decided_at"), **common))
+    return events
+
+
+def version_events(registry: RegistryClient, ref: VersionRef) -> list[dict[str, Any]]:
+    """Everything recorded on one version, as events."""
     tags = ref.tags
     events = [
-        {"event": name, "at": tags[at], **({"detail": tags[detail]} if detail in tags else {})}
-        for at, detail, name in _EVENTS
-        if at in tags
+        _event(
+            "registered",
+            ref,
+            _utc_ms(ref.created_at) if ref.created_at else None,
+            run_id=ref.run_id,
+            git_commit=tags.get("git_commit", "unknown"),
+            data_md5=tags.get("data_md5"),
+            gate=tags.get("gate"),
+            gate_auc=tags.get("gate_auc"),
+            model_card=tags.get(CARD_TAG),
+        ),
+        *_approvals(ref),
     ]
-    return {
-        "version": ref.version,
-        "registered_at": _utc_ms(ref.created_at) if ref.created_at else None,
-        "run_id": ref.run_id,
-        "git_commit": tags.get("git_commit", "unknown"),
-        "data_md5": tags.get("data_md5"),
-        "gate_auc": tags.get("gate_auc"),
-        "aliases": sorted(ref.aliases),
-        "image": tags.get(IMAGE),
-        "events": sorted(events, key=lambda e: e["at"]),
-    }
+    receipts = read_receipts(registry, ref)
+    events += _from_receipts(receipts, ref)
+    decided = {r.get("decision") for r in receipts}
+    if "promoted_at" in tags and "promoted" not in decided:  # promoted outside a receipt
+        events.append(_event("promoted", ref, tags["promoted_at"], image=tags.get(IMAGE)))
+    if "rejected_at" in tags and not decided - {"promoted"}:
+        events.append(_event("rejected", ref, tags["rejected_at"], reason=tags.get(REJECTED)))
+    if "rolled_back_at" in tags:
+        events.append(
+            _event(
+                "rolled back",
+                ref,
+                tags["rolled_back_at"],
+                env=tags.get("rolled_back_env"),
+                by=tags.get("rolled_back_by"),
+                reason=tags.get("rolled_back"),
+            )
+        )
+    if tags.get("retired") == "true":
+        events.append(
+            _event(
+                "retired",
+                ref,
+                tags.get("retired_at"),
+                by=tags.get("retired_by"),
+                reason=tags.get("retired_reason"),
+            )
+        )
+    return events
 
 
-def timeline(registry: RegistryClient, name: str) -> list[dict[str, Any]]:
-    """Every version of `name`, oldest first (an unknown model has no versions)."""
-    return [version_timeline(ref) for ref in registry.history(name)]
+def _in_env(events: list[dict[str, Any]], env: str) -> list[dict[str, Any]]:
+    """The events of `env`, with the registration and retirement of the versions it saw."""
+    seen = {e["version"] for e in events if e["env"] == env}
+    return [
+        e
+        for e in events
+        if e["env"] == env or (e["event"] in ("registered", "retired") and e["version"] in seen)
+    ]
+
+
+def model_history(registry: RegistryClient, name: str, env: str | None = None) -> dict[str, Any]:
+    """The model's timeline (oldest first) and its aliases now; `env` keeps that environment."""
+    versions = registry.history(name)
+    events = [e for ref in versions for e in version_events(registry, ref)]
+    if env is not None:
+        events = _in_env(events, env)
+    events.sort(key=lambda e: (e["at"] or "", int(e["version"]), _ORDER.index(e["event"])))
+    aliases = {alias: ref.version for ref in versions for alias in ref.aliases}
+    return {"model": name, "env": env, "aliases": dict(sorted(aliases.items())), "events": events}
