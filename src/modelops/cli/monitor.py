@@ -110,3 +110,29 @@ def validate_model(
     typer.echo(result.summary())
     if not result.passed:
         raise typer.Exit(3)
+
+
+logs_app = typer.Typer(help="Prediction logs in a file store: retention.")
+
+
+@logs_app.command()
+def prune(
+    log_dir: Annotated[
+        Path, typer.Option(help="the service's MODELOPS_PREDICTION_LOG folder (or a copy)")
+    ],
+    keep_days: Annotated[
+        int | None, typer.Option(help="days kept, today included (default monitor.retention_days)")
+    ] = None,
+    dry_run: Annotated[
+        bool, typer.Option(help="list what would be deleted; delete nothing")
+    ] = False,
+    params: ParamsOption = DEFAULT_PARAMS,
+) -> None:
+    """Delete the day partitions (date=YYYY-MM-DD) older than the retention window."""
+    from modelops.monitor.retention import prune as prune_logs
+
+    days = keep_days if keep_days is not None else load_params(params).monitor.retention_days
+    result = prune_logs(log_dir, days, dry_run=dry_run)
+    for folder in result.deleted:
+        typer.echo(f"{'would delete' if dry_run else 'deleted'} {folder}")
+    typer.echo(result.summary())

@@ -330,7 +330,7 @@ def _service_env(
         "MODELOPS_TRACK": track,
         "MODELOPS_ENVIRONMENT": env_label,
         "MODELOPS_IMAGE_TAG": image,
-        "MODELOPS_PREDICTION_LOG": str(logs / f"{track}-predictions.jsonl"),
+        "MODELOPS_PREDICTION_LOG": str(logs / f"{track}-predictions"),
         **(extra or {}),
     }
 
