@@ -150,14 +150,15 @@ def test_the_report_names_each_failure_for_the_workflow(tmp_path: Path, params: 
         staging="3",
     )
     assert [e.verdict for e in report.environments] == ["failed", "inconclusive"]
-    write_guard(report, tmp_path, "https://github.com/acme/x/actions/runs/1")
+    write_guard(report, tmp_path, tmp_path / "issues", "https://github.com/acme/x/actions/runs/1")
     data = json.loads((tmp_path / "guard.json").read_text())
     assert data["verdict"] == "failed"
     (action,) = data["actions"]
     assert action["environment"] == "production" and action["action"] == "rollback"
-    body = (tmp_path / action["issue_file"]).read_text()
+    assert action["issue_file"] == f"{tmp_path.as_posix()}/issues/issue-production.md"
+    body = Path(action["issue_file"]).read_text()
     assert body.startswith(action["marker"] + "\n")
     assert action["marker"] == "<!-- modelops-auc-guard env=production version=3 -->"
     assert "`rollback.yml` was dispatched" in body and "runs/1" in body
-    assert not (tmp_path / "issue-staging.md").exists()
+    assert [p.name for p in (tmp_path / "issues").iterdir()] == ["issue-production.md"]
     assert "| production | 3 | 1500 |" in (tmp_path / "guard.md").read_text()

@@ -136,9 +136,12 @@ def validate(
         Path, typer.Option(help="GitOps folders: which version each environment serves")
     ] = Path("infra/terraform/envs"),
     environment: Annotated[str | None, typer.Option(help="judge only this environment")] = None,
-    out_dir: Annotated[
-        Path, typer.Option(help="guard.json, guard.md and an issue body per failure")
-    ] = Path("reports/auc_guard"),
+    out_dir: Annotated[Path, typer.Option(help="guard.json (verdict, actions), guard.md")] = Path(
+        "reports/auc_guard"
+    ),
+    issue_dir: Annotated[
+        Path, typer.Option(help="issue-<environment>.md per failed environment")
+    ] = Path("build/auc-guard"),
     outputs: Annotated[
         Path | None, typer.Option(help="append verdict=, act=, exit_code= ($GITHUB_OUTPUT)")
     ] = None,
@@ -176,7 +179,7 @@ def validate(
         return float(value) if value is not None else None
 
     report = judge(feedback, served, gate_auc, p, environment)
-    write_guard(report, out_dir, run_url_from_env())
+    write_guard(report, out_dir, issue_dir, run_url_from_env())
     typer.echo(to_markdown(report))
     code = EXIT_CODES[report.verdict]
     if outputs is not None:

@@ -87,7 +87,8 @@ class GuardReport:
     confidence_level: float
     notes: list[str] = field(default_factory=list)
 
-    def to_dict(self) -> dict[str, Any]:
+    def to_dict(self, issue_dir: str = "") -> dict[str, Any]:
+        """The report; `actions` lists each failure with its issue body file."""
         data = asdict(self)
         data["actions"] = [
             {
@@ -96,7 +97,7 @@ class GuardReport:
                 "action": e.action,
                 "title": e.title,
                 "marker": e.marker,
-                "issue_file": f"issue-{e.slug}.md",
+                "issue_file": f"{issue_dir}/issue-{e.slug}.md" if issue_dir else "",
             }
             for e in self.environments
             if e.verdict == "failed"
@@ -190,6 +191,9 @@ def judge(
             notes.append(f"{env}: no GitOps state; judged version {version}, the latest logged")
         mine = stable[versions == version]
         result = judge_environment(mine, env, version, source, gate_auc(version), params)
+        if result.action == "rollback" and source != "gitops":
+            result.action = "alert"
+            result.reasons.append(f"{env} has no GitOps state here: it cannot be rolled back")
         result.other_versions = {
             v: int(n) for v, n in versions[versions != version].value_counts().items()
         }
@@ -265,16 +269,21 @@ def issue_body(result: EnvironmentResult, report: GuardReport, run_url: str | No
     return "\n".join(lines) + "\n"
 
 
-def write_guard(report: GuardReport, out_dir: Path, run_url: str | None = None) -> Path:
-    """guard.json, guard.md and one issue body per failed environment in out_dir."""
+def write_guard(
+    report: GuardReport, out_dir: Path, issue_dir: Path, run_url: str | None = None
+) -> Path:
+    """guard.json and guard.md in out_dir, one issue body per failed environment in
+    issue_dir (guard.json names each by its path as given)."""
     out_dir.mkdir(parents=True, exist_ok=True)
-    for stale in out_dir.glob("issue-*.md"):
+    issue_dir.mkdir(parents=True, exist_ok=True)
+    for stale in issue_dir.glob("issue-*.md"):
         stale.unlink()
     for result in report.environments:
         if result.verdict == "failed":
             body = issue_body(result, report, run_url)
-            (out_dir / f"issue-{result.slug}.md").write_text(body, encoding="utf-8")
+            (issue_dir / f"issue-{result.slug}.md").write_text(body, encoding="utf-8")
     (out_dir / MARKDOWN_FILE).write_text(to_markdown(report), encoding="utf-8")
     path = out_dir / JSON_FILE
-    path.write_text(json.dumps(report.to_dict(), indent=2) + "\n", encoding="utf-8")
+    data = report.to_dict(issue_dir.as_posix())
+    path.write_text(json.dumps(data, indent=2) + "\n", encoding="utf-8")
     return path
