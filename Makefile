@@ -89,7 +89,7 @@ tf-check: setup ## Terraform: parse, fmt, checkov, real-terraform tests, control
 	else echo "tf-check: TF_VALIDATE=0, terraform validate not run (it downloads the providers)"; fi
 
 # Model service (serving/README.md): serve a model, export it for the image, benchmark, load test.
-.PHONY: serve export-model bench-serve loadtest
+.PHONY: serve export-model bench-serve bench-predlog loadtest
 MODEL ?= champion
 MODEL_DIR ?= build/model
 SERVE_PORT ?= 8000
@@ -104,6 +104,9 @@ export-model: setup ## Export MODEL to MODEL_DIR (+ export.json): what the Docke
 
 bench-serve: setup ## Ours vs `mlflow models serve` on BENCH_MODEL (wrk, c=10/100) -> bench/results/serve.json
 	python -m modelops.bench.serve bench --model $(BENCH_MODEL) --out bench/results/serve.json
+
+bench-predlog: setup ## Request-path cost of the prediction log, plain vs serve.log_redact -> bench/results/predlog.json
+	python -m modelops.bench.predlog --out bench/results/predlog.json
 
 loadtest: setup ## Locust vs the service at SERVE_URL (params serve.loadtest) -> bench/results/loadtest.json
 	python -m modelops.bench.serve loadtest --host $(SERVE_URL) --out bench/results/loadtest.json

@@ -14,13 +14,19 @@ import hmac
 import json
 from typing import Any
 
+import orjson
+
 from modelops.registry.log_policy import LogRedaction
 from serving.model import ModelLoadError
 
 
 def _canonical(value: Any) -> bytes:
-    """The bytes hashed for a value: its JSON text (strings quoted, numbers as numbers)."""
-    return json.dumps(value, ensure_ascii=True, separators=(",", ":")).encode()
+    """The bytes hashed for a value: its JSON text in UTF-8 (strings quoted, numbers as
+    numbers); a string UTF-8 cannot hold (a lone surrogate) is escaped instead."""
+    try:
+        return orjson.dumps(value)
+    except TypeError:
+        return json.dumps(value, ensure_ascii=True).encode()
 
 
 class Redactor:
@@ -28,12 +34,14 @@ class Redactor:
 
     def __init__(self, policy: LogRedaction, salt: str) -> None:
         self.drop, self.hash = frozenset(policy.drop), tuple(policy.hash)
-        self._key = salt.encode()
+        self._mac = hmac.new(salt.encode(), digestmod=hashlib.sha256)  # keyed once, copied
 
     def digest(self, value: Any) -> str | None:
         if value is None:
             return None
-        return hmac.new(self._key, _canonical(value), hashlib.sha256).hexdigest()
+        mac = self._mac.copy()
+        mac.update(_canonical(value))
+        return mac.hexdigest()
 
     def __call__(self, record: dict[str, Any]) -> dict[str, Any]:
         out = {k: v for k, v in record.items() if k not in self.drop}
