@@ -162,3 +162,14 @@ def test_the_report_names_each_failure_for_the_workflow(tmp_path: Path, params: 
     assert "`rollback.yml` was dispatched" in body and "runs/1" in body
     assert [p.name for p in (tmp_path / "issues").iterdir()] == ["issue-production.md"]
     assert "| production | 3 | 1500 |" in (tmp_path / "guard.md").read_text()
+
+
+def test_canary_rows_and_old_lines_are_not_judged(params: Params) -> None:
+    """The canary track is judged by its own analysis; lines written before the log had
+    request_id and row cannot take a label."""
+    logs, labels = logs_and_labels(400, 0.6, seed=8, environment="staging")
+    logs["track"] = "canary"
+    old = logs.head(3).assign(request_id=None, row=None)
+    report = guard(pd.concat([logs, old]), labels, params, staging="3")
+    assert report.environments == [] and report.verdict == "inconclusive"
+    assert any("canary track only" in note for note in report.notes)

@@ -184,6 +184,9 @@ def judge(
         rows = frame[frame["environment"].astype(str) == env]
         stable = rows[rows["track"].fillna("").astype(str) != "canary"]
         versions = stable["model_version"].astype(str)
+        if stable.empty:
+            notes.append(f"{env}: labeled predictions of the canary track only: not judged")
+            continue
         if env in served:
             version, source = served[env], "gitops"
         else:

@@ -83,7 +83,8 @@ def join_feedback(logs: pd.DataFrame, labels: pd.DataFrame, files: list[str]) ->
     kept = latest.set_index(KEY)[LABEL].astype(str)
     given = labels.set_index(KEY)[LABEL].astype(str)
     conflicting = int((given != kept.reindex(given.index)).sum())
-    logged = logs.assign(row=pd.to_numeric(logs["row"]).astype("int64"))
+    logged = logs.dropna(subset=KEY)  # lines written before the log had request_id and row
+    logged = logged.assign(row=pd.to_numeric(logged["row"]).astype("int64"))
     logged = logged.assign(request_id=logged["request_id"].astype(str))
     logged = logged.drop_duplicates(KEY, keep="last")
     joined = logged.merge(latest[[*KEY, LABEL]], on=KEY, how="inner", validate="one_to_one")
