@@ -164,7 +164,7 @@ def validate(
     from modelops.monitor.labels import join_feedback, read_labels
 
     p = load_params(params)
-    frame, _, _ = read_logs(logs)
+    frame, _, log_notes = read_logs(logs)
     label_frame, label_files = read_labels(labels)
     feedback = join_feedback(frame, label_frame, label_files)
     served = served_versions(envs_dir)
@@ -179,6 +179,7 @@ def validate(
         return float(value) if value is not None else None
 
     report = judge(feedback, served, gate_auc, p, environment)
+    report.notes.extend(log_notes)  # e.g. a torn last line skipped
     write_guard(report, out_dir, issue_dir, run_url_from_env())
     typer.echo(to_markdown(report))
     code = EXIT_CODES[report.verdict]
