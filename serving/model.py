@@ -1,8 +1,8 @@
 """What the service knows about its model, read from the MLflow model folder.
 
 `read_card` parses only small text files (MLmodel, export.json, reference.json, the input
-example), so the request schema and the OpenAPI page exist before the model itself is
-deserialized; `load_pipeline` then loads the fitted sklearn pipeline.
+example, log_redact.json), so the request schema and the OpenAPI page exist before the model
+itself is deserialized; `load_pipeline` then loads the fitted sklearn pipeline.
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ from typing import Any, Literal
 import yaml
 
 from modelops.registry.export import EXPORT_FILE
+from modelops.registry.log_policy import LogRedaction, read_policy
 from modelops.registry.reference import REFERENCE_FILE
 
 UNREGISTERED = "unregistered"
@@ -53,6 +54,7 @@ class ModelCard:
     reference: dict[str, Any]
     example: list[dict[str, Any]]
     sklearn_flavor: dict[str, Any]
+    log_policy: LogRedaction | None = None
 
     @property
     def numeric(self) -> list[str]:
@@ -68,9 +70,12 @@ def is_registry_uri(source: str) -> bool:
     return "://" in source or source.startswith(("models:/", "runs:/"))
 
 
-def resolve_model_dir(source: str, workdir: Path | None = None) -> Path:
+def resolve_model_dir(
+    source: str, workdir: Path | None = None, redaction: LogRedaction | None = None
+) -> Path:
     """A local model folder for `source`: the folder itself, or a registry model exported
-    into `workdir` (a new temporary folder when None). Registry URIs need mlflow."""
+    into `workdir` (a new temporary folder when None) with the log `redaction` policy
+    (params.yaml's, when the launcher has one). Registry URIs need mlflow."""
     if not source:
         raise ModelLoadError(
             "no model given: set MODELOPS_MODEL_URI (or --model) to an MLflow model folder "
@@ -96,7 +101,7 @@ def resolve_model_dir(source: str, workdir: Path | None = None) -> Path:
     from modelops.registry.tracking import TrackingSettings
 
     target = (workdir or Path(tempfile.mkdtemp(prefix="modelops-model-"))) / "model"
-    export_model(source, target, open_registry(TrackingSettings()))
+    export_model(source, target, open_registry(TrackingSettings()), redaction=redaction)
     return target
 
 
@@ -199,7 +204,19 @@ def read_card(path: Path, name_override: str | None = None) -> ModelCard:
         reference=reference,
         example=_example_records(path, features, reference),
         sklearn_flavor=flavors["sklearn"],
+        log_policy=_log_policy(path, features),
     )
+
+
+def _log_policy(path: Path, features: tuple[Feature, ...]) -> LogRedaction | None:
+    try:
+        policy = read_policy(path)
+    except ValueError as error:  # Refused is a ModelopsError, not a ValueError
+        raise ModelLoadError(str(error)) from error
+    unknown = [c for c in (policy.columns if policy else []) if c not in {f.name for f in features}]
+    if unknown:
+        raise ModelLoadError(f"{path}/log_redact.json names {unknown}, not inputs of the model")
+    return policy
 
 
 def load_pipeline(card: ModelCard) -> Any:

@@ -18,6 +18,7 @@ from serving.model import ModelCard, load_pipeline
 from serving.predictor import Batch, Predictor, build_predictor
 from serving.predlog import Entry, PredictionLog
 from serving.readiness import WorkerReadiness
+from serving.redact import build_redactor
 from serving.schema import RequestSchema
 from serving.settings import ServeSettings
 
@@ -53,6 +54,9 @@ class ScoringService:
         self.warmup_ms: float | None = None
         self.drift = DriftBins(card, metrics)
         self.readiness = WorkerReadiness(settings.ready_dir, settings.workers)
+        salt = settings.log_hash_salt.get_secret_value() if settings.log_hash_salt else None
+        redactor = build_redactor(card.log_policy, salt)
+        redacted = card.log_policy.columns if redactor and card.log_policy else []
         self.log = PredictionLog(
             settings.prediction_log,
             {
@@ -60,11 +64,13 @@ class ScoringService:
                 "model_version": card.version,
                 "environment": settings.environment,
                 **({"track": settings.track} if settings.track else {}),
+                **({"redacted": redacted} if redacted else {}),
             },
             sample_rate=settings.prediction_log_sample_rate,
             flush_seconds=settings.prediction_log_flush_seconds,
             max_rows=settings.prediction_log_queue_rows,
             on_drop=metrics.log_dropped.inc,
+            redact=redactor,
         )
         metrics.info.labels(
             card.name, card.version, card.run_id, self.git_commit, settings.image_tag

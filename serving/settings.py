@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pydantic import Field
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+FILE_SUFFIXES = (".jsonl", ".json", ".ndjson", ".log", ".txt", ".csv")
 
 
 class ServeSettings(BaseSettings):
@@ -28,7 +30,12 @@ class ServeSettings(BaseSettings):
     image_tag: str = Field("none", description="the image this process runs in (set by the image)")
     git_commit: str | None = Field(None, description="overrides the commit recorded with the model")
     prediction_log: str = Field(
-        "logs/predictions.jsonl", description="JSON-lines file, '-' for stdout, '' to turn off"
+        "logs/predictions",
+        description="folder of day partitions (date=YYYY-MM-DD/predictions-<host>.jsonl), "
+        "'-' for stdout, '' to turn off",
+    )
+    log_hash_salt: SecretStr | None = Field(
+        None, description="HMAC key of the columns the model's log_redact.json hashes"
     )
     prediction_log_sample_rate: float = Field(1.0, ge=0.0, le=1.0)
     prediction_log_flush_seconds: float = Field(0.5, gt=0.0, le=300.0)
@@ -46,3 +53,18 @@ class ServeSettings(BaseSettings):
     graceful_timeout_seconds: float = Field(20.0, gt=0.0)
     access_log: bool = False
     log_level: str = "info"
+
+    @field_validator("prediction_log")
+    @classmethod
+    def _a_folder(cls, value: str) -> str:
+        """The log is a folder of day partitions now; a file name is a stale setting."""
+        path = Path(value)
+        if value not in ("", "-") and (path.suffix in FILE_SUFFIXES or path.is_file()):
+            raise ValueError(
+                f"{value!r} names a file, but the prediction log is a "
+                "folder the service fills with day partitions (<folder>/date=YYYY-MM-DD/"
+                "predictions-<host>.jsonl): set it to a folder such as "
+                f"{str(path.with_suffix('')) if path.suffix else str(path) + '.d'!r}, '-' for "
+                "stdout or '' to turn the log off"
+            )
+        return value

@@ -41,6 +41,36 @@ async function reportDrift({ github, context, core }) {
   core.info(mine ? `commented on #${mine.number}` : 'opened a drift issue');
 }
 
+/**
+ * monitor.yml: the AUC guard's failures (guard.json's `actions`, one per environment). Each
+ * opens one issue, found again by its marker (environment and version), and only a new
+ * issue acts: rollback.yml for that environment or train.yml (`monitor.on_auc_drop`); a
+ * failure already reported becomes a comment, so a daily schedule never rolls back twice.
+ */
+async function reportAucGuard({ github, context, core }) {
+  const dir = process.env.ARTIFACT_DIR;
+  const report = JSON.parse(fs.readFileSync(`${dir}/${process.env.REPORT_FILE}`, 'utf8'));
+  const ref = context.payload.repository.default_branch;
+  const open = await github.paginate(github.rest.issues.listForRepo, { ...context.repo, state: 'open', labels: 'model-auc', per_page: 100 });
+  for (const failure of report.actions) {
+    const { body, marker } = readReport(`${dir}/${failure.issue_file}`);
+    const mine = open.find((i) => i.body?.startsWith(marker));
+    if (mine) {
+      await github.rest.issues.createComment({ ...context.repo, issue_number: mine.number, body });
+      core.info(`${failure.environment}: still failing, commented on #${mine.number} (acted when it was opened)`);
+      continue;
+    }
+    const { data } = await github.rest.issues.create({ ...context.repo, title: failure.title, body, labels: ['model-auc'] });
+    if (failure.action === 'rollback') {
+      const reason = `AUC guard: ${failure.title} (#${data.number})`;
+      await github.rest.actions.createWorkflowDispatch({ ...context.repo, workflow_id: 'rollback.yml', ref, inputs: { environment: failure.environment, reason } });
+    } else if (failure.action === 'retrain') {
+      await github.rest.actions.createWorkflowDispatch({ ...context.repo, workflow_id: 'train.yml', ref });
+    }
+    core.info(`${failure.environment}: opened #${data.number}, action ${failure.action}`);
+  }
+}
+
 /** deploy.yml: a failed canary (already rolled back by the controller) opens an issue. */
 async function reportFailedDeploy({ github, context, core }) {
   const file = process.env.SUMMARY_FILE;
@@ -51,4 +81,4 @@ async function reportFailedDeploy({ github, context, core }) {
   core.info(`opened #${data.number}`);
 }
 
-module.exports = { upsertPullRequestComment, dispatchTraining, reportDrift, reportFailedDeploy };
+module.exports = { upsertPullRequestComment, dispatchTraining, reportDrift, reportAucGuard, reportFailedDeploy };

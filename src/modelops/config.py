@@ -109,8 +109,24 @@ class LoadtestParams(_Section):
     max_p99_ms: float = Field(50.0, gt=0)
 
 
+class LogRedactParams(_Section):
+    """Input columns kept out of the prediction log as sent: dropped, or replaced by an
+    HMAC-SHA256 of the value (keyed by MODELOPS_LOG_HASH_SALT, so equal values still match)."""
+
+    drop: list[str] = Field(default_factory=list)
+    hash: list[str] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _check_lists(self) -> LogRedactParams:
+        both = sorted(set(self.drop) & set(self.hash))
+        if both:
+            raise ValueError(f"serve.log_redact: {both} listed under both drop and hash; pick one")
+        return self
+
+
 class ServeParams(_Section):
     decision_threshold: float = Field(0.5, ge=0, le=1)
+    log_redact: LogRedactParams = LogRedactParams()
     loadtest: LoadtestParams = LoadtestParams()
 
 
@@ -130,6 +146,16 @@ class DriftParams(_Section):
         if self.psi_warning > self.psi_alert:
             raise ValueError("drift: psi_warning must not exceed psi_alert")
         return self
+
+
+class MonitorParams(_Section):
+    """Prediction-log retention and the label-aware AUC guard (`modelops validate`)."""
+
+    retention_days: int = Field(90, ge=1)
+    max_auc_drop: float = Field(0.05, ge=0, le=1)
+    min_labeled_rows: int = Field(200, ge=2)
+    min_class_rows: int = Field(10, ge=1)
+    on_auc_drop: Literal["rollback", "retrain", "alert"] = "rollback"
 
 
 class CanaryParams(_Section):
@@ -184,6 +210,7 @@ class Params(BaseModel):
     register_: RegisterParams = Field(RegisterParams(), alias="register")
     serve: ServeParams = ServeParams()
     drift: DriftParams = DriftParams()
+    monitor: MonitorParams = MonitorParams()
     canary: CanaryParams = CanaryParams()
 
 

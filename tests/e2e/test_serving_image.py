@@ -186,7 +186,8 @@ def test_the_image_start_command_serves_the_exported_model(
         pid = service.process.pid
         assert Path(f"/proc/{pid}/cmdline").read_text().split("\0")[:-1] == cmd
         assert str(venv / "lib") in Path(f"/proc/{pid}/maps").read_text()  # the image's venv
-    log = (app / "logs" / "predictions.jsonl").read_text().splitlines()
+    (day,) = (app / "logs" / "predictions").glob("date=*/predictions-*.jsonl")
+    log = day.read_text().splitlines()
     assert len(log) == 1 and json.loads(log[0])["features"] == record
     down = subprocess.run(probe, env={**clean_env, **env}, capture_output=True, text=True)
     assert down.returncode == 1  # the probe really probes

@@ -1,4 +1,5 @@
-"""monitor.yml run for real with act: drifted logs dispatch a retrain and open an issue.
+"""monitor.yml run for real with act: drifted logs dispatch a retrain and open an issue; a
+served version whose AUC on later labels dropped is rolled back.
 
 The team's side lives outside the throwaway repository, as it would outside a runner: a
 SQLite MLflow registry whose `champion` is a real trained model (its training reference is
@@ -11,13 +12,24 @@ the stand-in against a fake GitHub API (tests/fixtures/actions/README.md).
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
+import httpx
+import numpy as np
 import pandas as pd
 import pytest
+from sklearn.metrics import roc_auc_score
 
+from modelops.config import Params
 from modelops.monitor.issue import ISSUE_LABEL, ISSUE_MARKER
+from modelops.pipeline.data import labels
+from modelops.pipeline.evaluate import load_local_model, score
+from serving.process import ServiceProcess
+from tests.conftest import REPO_ROOT
 from tests.fixtures.actions.harness import Act, ActRun, act_project, event_payload
 from tests.fixtures.team_registry import MODEL, registry_copy
 
@@ -133,3 +145,104 @@ def test_clean_sample_does_nothing(
     assert github["dispatches"] == drifted[1]["dispatches"]
     assert github["issues"] == drifted[1]["issues"]
     assert github["calls"] == drifted[1]["calls"]
+
+
+def test_a_served_version_whose_auc_dropped_is_rolled_back(
+    tmp_path_factory: pytest.TempPathFactory, trained_model: dict[str, Any], params: Params
+) -> None:
+    """The label-aware guard end to end: the registered version (its gate AUC recorded) is
+    exported by the CLI and served as production's stable track by the real service, whose
+    day-partitioned logs the shipper's layout keeps; labels arrive later, and the world has
+    changed (30 % of outcomes went the other way), so the served version's AUC fell. The
+    schedule's `auc` job catches it and `auc-action` opens one issue and dispatches
+    rollback.yml for production (GitHub is the stand-in's fake API)."""
+    root = tmp_path_factory.mktemp("monitor-auc")
+    test = pd.read_parquet(trained_model["test_path"])
+    truth = test[TARGET].astype(str).tolist()
+    model = load_local_model(Path(trained_model["model_dir"]))
+    gate_auc = roc_auc_score(labels(test, params.data), score(model, test, params))
+    store = root / "team/mlflow.db"
+    version = registry_copy(trained_model, store, ["champion"], {"gate_auc": f"{gate_auc:.6f}"})
+    image_model = root / "image-model"
+    exported = subprocess.run(
+        [str(Path(sys.executable).with_name("modelops")), "export-model",
+         "--model-uri", f"models:/{MODEL}/{version}", "--out", str(image_model)],
+        cwd=REPO_ROOT, env={**os.environ, "MLFLOW_TRACKING_URI": f"sqlite:///{store}"},
+        capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert exported.returncode == 0, exported.stderr
+
+    logs = root / "team/prediction-logs"  # the bucket: <environment>/date=YYYY-MM-DD/...
+    env = {
+        "MODELOPS_ENVIRONMENT": "production",
+        "MODELOPS_TRACK": "stable",
+        "MODELOPS_PREDICTION_LOG": str(logs / "production"),
+    }
+    records = json.loads(test[params.data.features].to_json(orient="records"))
+    served: list[tuple[str, int, str]] = []
+    with (
+        ServiceProcess(model=image_model, env=env, log=root / "service.log") as service,
+        httpx.Client(timeout=30) as client,
+    ):
+        for start in range(0, len(records), 100):
+            answer = client.post(f"{service.url}/predict", json=records[start : start + 100])
+            assert answer.status_code == 200, answer.text
+            rid = answer.json()["request_id"]
+            served += [(rid, i, truth[start + i]) for i in range(len(answer.json()["predictions"]))]
+
+    flip = np.random.default_rng(11).random(len(served)) < 0.3
+    other = {"bad": "good", "good": "bad"}
+    later = pd.DataFrame(
+        {
+            "request_id": [s[0] for s in served] + ["never-logged"] * 5,
+            "row": [s[1] for s in served] + list(range(5)),
+            "label": [other[s[2]] if f else s[2] for s, f in zip(served, flip, strict=True)]
+            + ["bad"] * 5,
+            "labeled_at": "2026-12-04T09:00:00Z",
+        }
+    )
+    later = pd.concat([later, later.head(3)], ignore_index=True)  # a label sent twice
+    (root / "team/labels").mkdir(parents=True)
+    later.to_csv(root / "team/labels/2026-12-04.csv", index=False)
+
+    act = Act(act_project(root / "repo", root / "team/dvc-remote"), root)
+    run = act.run(
+        "schedule",
+        event_payload("schedule"),
+        "monitor.yml",
+        "auc-action",
+        variables={
+            "MLFLOW_TRACKING_URI": f"sqlite:///{store}",
+            "PREDICTION_LOGS_URL": str(logs),
+            "PREDICTION_LABELS_URL": str(root / "team/labels"),
+        },
+        label="monitor-auc",
+    )
+    assert run.jobs() == {"auc": "succeeded", "auc-action": "succeeded"}, run.log[-4000:]
+    assert run.outputs()["verdict"] == "failed" and run.outputs()["act"] == "true"
+    report = json.loads((act.artifact("auc-guard") / "reports/auc_guard/guard.json").read_text())
+    (production,) = report["environments"]
+    assert production["environment"] == "production" and production["version"] == version
+    assert production["served_from"] == "gitops" and production["rows"] == len(served)
+    assert production["gate_auc"] == pytest.approx(gate_auc, abs=1e-6)
+    assert production["ci_high"] < gate_auc - params.monitor.max_auc_drop
+    assert report["feedback"] == {
+        "labels": len(served) + 8, "matched": len(served), "unmatched": 5,
+        "duplicates": 3, "conflicting": 0, "blank": 0,
+    }  # fmt: skip
+    github = act.github_state()
+    (issue,) = github["issues"]
+    assert issue["labels"] == ["model-auc"]
+    assert issue["title"].startswith(f"AUC drop in production: version {version} at 0.")
+    assert issue["body"].startswith(f"<!-- modelops-auc-guard env=production version={version} -->")
+    assert "`rollback.yml` was dispatched" in issue["body"]
+    assert github["dispatches"] == [
+        {
+            "workflow_id": "rollback.yml",
+            "ref": "main",
+            "inputs": {
+                "environment": "production",
+                "reason": f"AUC guard: {issue['title']} (#{issue['number']})",
+            },
+        }
+    ]

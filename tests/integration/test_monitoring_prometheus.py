@@ -83,7 +83,7 @@ class Service:
     def __init__(self, model_dir: Path, track: str, tmp: Path) -> None:
         self.port = free_port()
         self.track = track
-        self.log = tmp / f"{track}-predictions.jsonl"
+        self.log = tmp / f"{track}-predictions"  # a folder of day partitions
         env = {
             **os.environ,
             "MODELOPS_PREDICTION_LOG": str(self.log),

@@ -58,7 +58,7 @@ def two_workers(
     env = {
         "MODELOPS_METRICS_DIR": str(tmp / "metrics"),
         "MODELOPS_METRICS_FLUSH_SECONDS": "0.2",
-        "MODELOPS_PREDICTION_LOG": str(tmp / "predictions.jsonl"),
+        "MODELOPS_PREDICTION_LOG": str(tmp / "predictions"),
     }
     service = ServiceProcess(
         model=trained_model["model_dir"], workers=2, env=env, log=tmp / "service.log"
@@ -119,7 +119,7 @@ def test_keep_alive_requests_are_not_delayed(
 def test_graceful_shutdown_writes_every_prediction(
     trained_model: dict[str, Any], tmp_path: Path, example: dict[str, Any]
 ) -> None:
-    log = tmp_path / "predictions.jsonl"
+    log = tmp_path / "predictions"
     env = {
         "MODELOPS_PREDICTION_LOG": str(log),
         "MODELOPS_PREDICTION_LOG_FLUSH_SECONDS": "300",  # only the shutdown drain writes
@@ -148,7 +148,8 @@ def test_graceful_shutdown_writes_every_prediction(
     stop.set()
     for thread in threads:
         thread.join(10)
-    lines = [json.loads(x) for x in log.read_text().splitlines()]
+    (day,) = log.glob("date=*/predictions-*.jsonl")  # one file for both workers
+    lines = [json.loads(x) for x in day.read_text().splitlines()]
     assert len(answered) > 20
     logged = [x["request_id"] for x in lines]
     assert sorted(set(logged)) == sorted(answered)  # every answered request, no other

@@ -32,7 +32,7 @@ def requests_by_route(url: str) -> dict[tuple[str, str], float]:
 def test_schemathesis_finds_nothing(trained_model: dict[str, Any], tmp_path: Path) -> None:
     service = ServiceProcess(
         model=trained_model["model_dir"],
-        env={"MODELOPS_PREDICTION_LOG": str(tmp_path / "predictions.jsonl")},
+        env={"MODELOPS_PREDICTION_LOG": str(tmp_path / "predictions")},
         log=tmp_path / "service.log",
     )
     with service:

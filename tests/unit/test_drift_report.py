@@ -224,3 +224,36 @@ def test_usage_errors_exit_2(
         monkeypatch, repo_root, "drift", "--data", str(tmp_path), "--reference", str(tmp_path)
     )
     assert code == 1  # an empty folder is bad input, not a crash
+
+
+def test_partitioned_logs_with_redacted_columns_judge_the_rest(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, repo_root: Path, model_dir: str,
+    test_rows: pd.DataFrame,
+) -> None:  # fmt: skip
+    """The service's day partitions (under an environment prefix, as the log bucket holds
+    them) are read whole; columns the service dropped or hashed are not judged, and the
+    report says so, while the drift it can still see is caught."""
+    drifted = inject_drift(test_rows, seed=4)  # Income, Amount and Home moved
+    logs = tmp_path / "bucket"
+    for day, part in (("2026-01-05", drifted.iloc[:500]), ("2026-01-06", drifted.iloc[500:])):
+        folder = logs / "production" / f"date={day}"
+        folder.mkdir(parents=True)
+        prediction_log(folder / "predictions-pod-a.jsonl", part, np.full(len(part), 0.3), "1")
+    for file in logs.rglob("*.jsonl"):
+        lines = [json.loads(x) for x in file.read_text().splitlines()]
+        for line in lines:
+            del line["features"]["Income"]
+            line["features"]["Home"] = "9f" * 32  # what an HMAC of the value looks like
+            line["redacted"] = ["Home", "Income"]
+        file.write_text("".join(json.dumps(x) + "\n" for x in lines))
+    out = tmp_path / "out"
+    code = run_cli(
+        monkeypatch, repo_root, "drift", "--data", str(logs), "--reference", model_dir,
+        "--out-dir", str(out),
+    )  # fmt: skip
+    verdict = json.loads((out / "drift.json").read_text())
+    assert code == 3 and verdict["rows"] == len(drifted)
+    judged = {c["name"] for c in verdict["columns"]}
+    assert "Income" not in judged and "Home" not in judged and "Amount" in judged
+    assert "Amount" in verdict["drifted"]
+    assert any("Home, Income: redacted in the prediction log" in n for n in verdict["notes"])

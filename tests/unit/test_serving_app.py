@@ -53,7 +53,7 @@ def records_of(features: pd.DataFrame) -> list[dict[str, Any]]:
 def settings_for(model: Path, tmp_path: Path, **extra: Any) -> ServeSettings:
     return ServeSettings(
         model_uri=str(model),
-        prediction_log=str(tmp_path / "predictions.jsonl"),
+        prediction_log=str(tmp_path / "predictions"),
         environment="unit",
         image_tag="img:1",
         **extra,
@@ -322,7 +322,8 @@ def test_metrics_and_log_record_what_was_served(
         }
     ]
     # flush interval 300 s: the lines below were written by the shutdown drain
-    lines = [json.loads(x) for x in (tmp_path / "predictions.jsonl").read_text().splitlines()]
+    (log_file,) = (tmp_path / "predictions").glob("date=*/predictions-*.jsonl")
+    lines = [json.loads(x) for x in log_file.read_text().splitlines()]
     assert len(lines) == 45
     assert [x["route"] for x in lines].count("/invocations") == 5
     assert all(x["environment"] == "unit" and x["model_version"] == "7" for x in lines)

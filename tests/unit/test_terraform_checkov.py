@@ -37,6 +37,15 @@ MUST_PASS = {
     "CKV_K8S_30": "container security context",
     "CKV_K8S_37": "capabilities dropped",
 }
+# ... and on the prediction-log bucket (modules/prediction-logs): it holds model inputs.
+MUST_PASS_BUCKET = {
+    "CKV2_AWS_6": "public access blocked",
+    "CKV2_AWS_61": "a lifecycle configuration (the retention window)",
+    "CKV_AWS_145": "encrypted with KMS",
+    "CKV_AWS_18": "access logging",
+    "CKV_AWS_21": "versioning",
+    "CKV_AWS_300": "incomplete multipart uploads aborted",
+}
 
 
 @pytest.fixture(scope="module")
@@ -100,6 +109,15 @@ def test_the_pods_were_actually_checked(report: dict[str, Any]) -> None:
     }
     missing = {k: v for k, v in MUST_PASS.items() if k not in passed_on_deployments}
     assert missing == {}
+
+
+def test_the_log_bucket_was_actually_checked(report: dict[str, Any]) -> None:
+    passed = {
+        c["check_id"]
+        for c in report["results"]["passed_checks"]
+        if "prediction-logs" in c["file_path"]
+    }
+    assert {k: v for k, v in MUST_PASS_BUCKET.items() if k not in passed} == {}
 
 
 def test_every_skip_is_an_inline_justified_suppression(report: dict[str, Any]) -> None:

@@ -17,6 +17,7 @@ import pytest
 
 TERRAFORM = Path(__file__).resolve().parents[2] / "infra" / "terraform"
 MODULE = TERRAFORM / "modules" / "model-service"
+LOG_BUCKET = TERRAFORM / "modules" / "prediction-logs"
 ENVS = ("staging", "production")
 TF_FILES = sorted(p for p in TERRAFORM.rglob("*.tf") if ".terraform" not in p.parts)
 
@@ -42,12 +43,13 @@ def first(block: dict[str, Any], key: str) -> Any:
 def test_the_expected_files_exist() -> None:
     names = {p.relative_to(TERRAFORM).as_posix() for p in TF_FILES}
     parts = ("main", "variables", "outputs", "versions")
-    expected = {f"modules/model-service/{n}.tf" for n in parts}
+    expected = {f"modules/{m}/{n}.tf" for m in ("model-service", "prediction-logs") for n in parts}
     for env in ENVS:
         expected |= {f"envs/{env}/{n}.tf" for n in parts}
         expected.add(f"envs/{env}/backend.tf")
     assert expected <= names
-    for readme in ("README.md", "modules/model-service/README.md", "envs/README.md"):
+    readmes = ("model-service", "prediction-logs")
+    for readme in ("README.md", *(f"modules/{m}/README.md" for m in readmes), "envs/README.md"):
         assert (TERRAFORM / readme).is_file(), readme
 
 
@@ -57,7 +59,9 @@ def test_every_tf_file_parses(path: Path) -> None:
     assert parsed, f"{path} holds no blocks"
 
 
-@pytest.mark.parametrize("folder", [MODULE] + [TERRAFORM / "envs" / e for e in ENVS], ids=str)
+@pytest.mark.parametrize(
+    "folder", [MODULE, LOG_BUCKET] + [TERRAFORM / "envs" / e for e in ENVS], ids=str
+)
 def test_variables_and_outputs_are_typed_and_described(folder: Path) -> None:
     variables = blocks(folder, "variable")
     assert variables
@@ -163,3 +167,23 @@ def test_pods_carry_the_scrape_annotations_and_track_labels() -> None:
 def test_replicas_are_left_to_the_autoscaler_after_creation() -> None:
     lifecycle = first(_deployment(), "lifecycle")
     assert first(lifecycle, "ignore_changes") == ["${spec[0].replicas}"]
+
+
+def test_the_log_bucket_expires_logs_after_monitor_retention_days() -> None:
+    """One window: the bucket's expiration rule defaults to params.yaml's
+    monitor.retention_days, which `modelops logs prune` keeps in file stores."""
+    from modelops.config import load_params
+
+    retention = first(blocks(LOG_BUCKET, "variable")["retention_days"], "default")
+    assert retention == load_params(TERRAFORM.parents[1] / "params.yaml").monitor.retention_days
+    resources = load(LOG_BUCKET / "main.tf")["resource"]
+    (lifecycle,) = [
+        r["aws_s3_bucket_lifecycle_configuration"]["logs"]
+        for r in resources
+        if "aws_s3_bucket_lifecycle_configuration" in r
+    ]
+    rule = first(lifecycle, "rule")
+    assert first(rule, "status") == "Enabled" and first(rule, "filter") == {}
+    assert first(first(rule, "expiration"), "days") == "${var.retention_days}"
+    settings = load(LOG_BUCKET / "versions.tf")["terraform"][0]
+    assert first(first(settings, "required_providers"), "aws")["source"] == "hashicorp/aws"

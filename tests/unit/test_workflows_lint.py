@@ -124,6 +124,7 @@ def test_permissions_are_empty_at_the_top_and_granted_per_job() -> None:
     assert writes == {
         "ci.yml:comment": {"pull-requests": "write"},
         "monitor.yml:retrain": {"actions": "write", "issues": "write"},
+        "monitor.yml:auc-action": {"actions": "write", "issues": "write"},
         "deploy.yml:image": {"packages": "write"},
         "deploy.yml:staging": deploy,
         "deploy.yml:production": deploy,
@@ -134,7 +135,8 @@ def test_permissions_are_empty_at_the_top_and_granted_per_job() -> None:
     comment = load(GITHUB / "workflows/ci.yml")["jobs"]["comment"]
     assert "head.repo.full_name == github.repository" in comment["if"]
     retrain = load(GITHUB / "workflows/monitor.yml")["jobs"]["retrain"]
-    for job in (comment, retrain):
+    auc_action = load(GITHUB / "workflows/monitor.yml")["jobs"]["auc-action"]
+    for job in (comment, retrain, auc_action):
         checkouts = [s for s in job["steps"] if "checkout" in s.get("uses", "")]
         assert [c["with"]["sparse-checkout"] for c in checkouts] == [".github/scripts"]
     assert checkouts_ref(comment) == "${{ github.event.pull_request.base.sha }}"
@@ -246,6 +248,20 @@ def test_monitor_runs_on_a_schedule_and_retrains_only_on_drift() -> None:
         "dispatchTraining",
         "reportDrift",
     ]
+
+
+def test_the_auc_guard_runs_when_labels_arrive_and_acts_only_on_a_failure() -> None:
+    jobs = load(GITHUB / "workflows/monitor.yml")["jobs"]
+    auc, action = jobs["auc"], jobs["auc-action"]
+    assert "vars.PREDICTION_LABELS_URL" in auc["if"]
+    runs = [s["run"] for s in auc["steps"] if "run" in s]
+    assert runs[:2] == [
+        "make monitor-logs monitor-labels",
+        'make monitor-guard OUTPUTS="$GITHUB_OUTPUT"',
+    ]
+    assert action["needs"] == "auc" and action["if"] == "needs.auc.outputs.act == 'true'"
+    rollback = load(GITHUB / "workflows/rollback.yml")
+    assert "reason" in rollback["on"]["workflow_dispatch"]["inputs"]
 
 
 def test_github_script_steps_are_one_line_calls_into_the_api_module() -> None:

@@ -160,7 +160,7 @@ def bench(args: argparse.Namespace) -> dict[str, Any]:
         folder = Path(tmp)
         ours_env = {
             **env,
-            "MODELOPS_PREDICTION_LOG": str(folder / "predictions.jsonl"),
+            "MODELOPS_PREDICTION_LOG": str(folder / "predictions"),
             "MODELOPS_METRICS_DIR": str(folder / "metrics"),
             "MODELOPS_METRICS_FLUSH_SECONDS": "0.2",
         }

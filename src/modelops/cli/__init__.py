@@ -1,8 +1,9 @@
 """The `modelops` command: every DVC stage and workflow step is one of these commands.
 
 Top level: the pipeline stages, register, where, pr-comment, drift, drift-issue,
-validate-model, export-model, and the governance records: history, record-approval, retire.
-`modelops deploy ...`: the canary, rollback, image-plan, tag-image and gitops-commit.
+validate, validate-model, export-model, and the governance records: history, record-approval,
+retire. `modelops deploy ...`: the canary, rollback, image-plan, tag-image and gitops-commit.
+`modelops logs prune`: log retention.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ app.add_typer(registry.app)
 app.add_typer(governance.app)
 app.add_typer(monitor.app)
 app.add_typer(deploy.app, name="deploy")
+app.add_typer(monitor.logs_app, name="logs")
 
 
 @app.callback()

@@ -1,4 +1,5 @@
-"""Monitoring commands: data drift, the drift issue body, model validation on fresh labels."""
+"""Monitoring commands: data drift, the drift issue body, model validation on fresh labels,
+the label-aware AUC guard on the served versions, and prediction-log retention."""
 
 from __future__ import annotations
 
@@ -110,3 +111,107 @@ def validate_model(
     typer.echo(result.summary())
     if not result.passed:
         raise typer.Exit(3)
+
+
+def served_versions(envs_dir: Path) -> dict[str, str]:
+    """Environment -> the stable model version its GitOps file says it serves."""
+    from modelops.deploy.gitops import read_state, state_path
+
+    if not envs_dir.is_dir():
+        return {}
+    return {
+        env.name: read_state(env).stable_model_version
+        for env in sorted(envs_dir.iterdir())
+        if state_path(env).is_file()
+    }
+
+
+@app.command()
+def validate(
+    logs: Annotated[Path, typer.Option(help="prediction logs: the partitioned folder or a file")],
+    labels: Annotated[
+        Path, typer.Option(help="labels (CSV/parquet or a folder): request_id, row, label")
+    ],
+    envs_dir: Annotated[
+        Path, typer.Option(help="GitOps folders: which version each environment serves")
+    ] = Path("infra/terraform/envs"),
+    environment: Annotated[str | None, typer.Option(help="judge only this environment")] = None,
+    out_dir: Annotated[Path, typer.Option(help="guard.json (verdict, actions), guard.md")] = Path(
+        "reports/auc_guard"
+    ),
+    issue_dir: Annotated[
+        Path, typer.Option(help="issue-<environment>.md per failed environment")
+    ] = Path("build/auc-guard"),
+    outputs: Annotated[
+        Path | None, typer.Option(help="append verdict=, act=, exit_code= ($GITHUB_OUTPUT)")
+    ] = None,
+    exit_zero: Annotated[
+        bool, typer.Option(help="exit 0 whatever the verdict (read it from --outputs)")
+    ] = False,
+    params: ParamsOption = DEFAULT_PARAMS,
+) -> None:
+    """The AUC guard: served AUC on labels that arrived later, against the gate.
+
+    Joins the logs with the labels (request_id, row), then for the version each environment
+    serves: ROC AUC with a DeLong interval, failing when the interval is wholly under
+    gate.min_auc or under the version's gate AUC minus monitor.max_auc_drop. Exit codes: 0 ok,
+    3 failed, 4 inconclusive (too few labels, or an interval across a line), 1 bad input.
+    """
+    from modelops.ci.github import run_url_from_env
+    from modelops.errors import ModelopsError
+    from modelops.monitor.auc_guard import EXIT_CODES, judge, to_markdown, write_guard
+    from modelops.monitor.inputs import read_logs
+    from modelops.monitor.labels import join_feedback, read_labels
+
+    p = load_params(params)
+    frame, _, log_notes = read_logs(logs)
+    label_frame, label_files = read_labels(labels)
+    feedback = join_feedback(frame, label_frame, label_files)
+    served = served_versions(envs_dir)
+    store = registry()
+    name = p.register_.model_name
+
+    def gate_auc(version: str) -> float | None:
+        try:
+            value = store.version_tags(name, version).get("gate_auc")
+        except ModelopsError:
+            return None
+        return float(value) if value is not None else None
+
+    report = judge(feedback, served, gate_auc, p, environment)
+    report.notes.extend(log_notes)  # e.g. a torn last line skipped
+    write_guard(report, out_dir, issue_dir, run_url_from_env())
+    typer.echo(to_markdown(report))
+    code = EXIT_CODES[report.verdict]
+    if outputs is not None:
+        outputs.parent.mkdir(parents=True, exist_ok=True)
+        with outputs.open("a", encoding="utf-8") as handle:
+            act = str(report.verdict == "failed").lower()
+            handle.write(f"verdict={report.verdict}\nact={act}\nexit_code={code}\n")
+    raise typer.Exit(0 if exit_zero else code)
+
+
+logs_app = typer.Typer(help="Prediction logs in a file store: retention.")
+
+
+@logs_app.command()
+def prune(
+    log_dir: Annotated[
+        Path, typer.Option(help="the service's MODELOPS_PREDICTION_LOG folder (or a copy)")
+    ],
+    keep_days: Annotated[
+        int | None, typer.Option(help="days kept, today included (default monitor.retention_days)")
+    ] = None,
+    dry_run: Annotated[
+        bool, typer.Option(help="list what would be deleted; delete nothing")
+    ] = False,
+    params: ParamsOption = DEFAULT_PARAMS,
+) -> None:
+    """Delete the day partitions (date=YYYY-MM-DD) older than the retention window."""
+    from modelops.monitor.retention import prune as prune_logs
+
+    days = keep_days if keep_days is not None else load_params(params).monitor.retention_days
+    result = prune_logs(log_dir, days, dry_run=dry_run)
+    for folder in result.deleted:
+        typer.echo(f"{'would delete' if dry_run else 'deleted'} {folder}")
+    typer.echo(result.summary())

@@ -101,15 +101,22 @@ def export_model(
     force: Annotated[bool, typer.Option(help="replace a non-empty --out")] = False,
     params: ParamsOption = DEFAULT_PARAMS,
 ) -> None:
-    """Copy a model version into a plain folder (+ export.json) for the service image."""
+    """Copy a model version into a plain folder (+ export.json, and log_redact.json: the
+    prediction-log policy serve.log_redact) for the service image."""
     from modelops.registry.export import expand_model_uri
     from modelops.registry.export import export_model as export
+    from modelops.registry.log_policy import from_params
     from modelops.registry.model_source import is_registry_uri
 
     uri = expand_model_uri(model_uri, params)
-    info = export(uri, out, registry() if is_registry_uri(uri) else None, force=force)
+    redaction = from_params(params)
+    store = registry() if is_registry_uri(uri) else None
+    info = export(uri, out, store, force=force, redaction=redaction)
+    redacted = f"; log redaction: drop {redaction.drop}, hash {redaction.hash}" * bool(
+        redaction.columns
+    )
     typer.echo(
         f"exported {info.model_name} version {info.model_version} (run {info.run_id}, "
-        f"commit {info.git_commit}) -> {out}\n"
+        f"commit {info.git_commit}) -> {out}{redacted}\n"
         f"docker build {info.build_args(out)} --build-arg GIT_COMMIT={info.git_commit} ."
     )

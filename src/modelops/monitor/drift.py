@@ -119,16 +119,21 @@ def chi2_two_sample(current: np.ndarray, reference: np.ndarray) -> tuple[float, 
     return float(result.statistic), float(result.pvalue)
 
 
-def check_columns(frame: pd.DataFrame, data: DataParams, source: str) -> None:
-    """Every feature is present and every numeric feature holds numbers, or a DataError."""
-    absent = [f for f in data.features if f not in frame.columns]
+def check_columns(
+    frame: pd.DataFrame, data: DataParams, source: str, skip: list[str] | None = None
+) -> None:
+    """Every feature (but `skip`: redacted in the logs) is present and every numeric feature
+    holds numbers, or a DataError."""
+    skipped = set(skip or [])
+    absent = [f for f in data.features if f not in frame.columns and f not in skipped]
     if absent:
         raise DataError(
             f"{source}: no column(s) {absent} (it has {sorted(map(str, frame.columns))}); "
             "pass prediction logs or a table with every feature the model uses"
         )
     for column in data.numeric_features:
-        numeric_values(frame[column], column)
+        if column not in skipped:
+            numeric_values(frame[column], column)
 
 
 @dataclass(frozen=True)

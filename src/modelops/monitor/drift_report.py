@@ -220,13 +220,18 @@ def run_drift(
     from modelops.registry.model_source import local_model, read_reference, reference_of
 
     current = read_current(data, model_version)
-    features = params.data.features
+    features = [f for f in params.data.features if f not in current.redacted]
+    if current.redacted:
+        current.notes.append(
+            f"{', '.join(current.redacted)}: redacted in the prediction log (serve.log_redact), "
+            "not judged"
+        )
     if current.frame.empty:  # no traffic in the period: nothing to judge, not an error
         report = DriftReport.empty(params.drift, [*current.notes, f"{data}: no rows"])
         report.sources = {"data": ", ".join(current.files), "reference": reference}
         write_report(report, out_dir, plots)
         return report
-    check_columns(current.frame, params.data, str(data))
+    check_columns(current.frame, params.data, str(data), skip=current.redacted)
     with ExitStack() as stack:
         model = None
         if reference.endswith(".json") and Path(reference).is_file():

@@ -1,9 +1,13 @@
 """Rows to check for drift: the service's prediction logs (JSON lines) or any CSV/parquet table.
 
 A prediction log line is one JSON object per prediction:
-{"request_id", "timestamp", "model_version", "features": {...}, "score", "decision",
-"environment"}. A table holds one column per feature and, optionally, a `score` column.
-A folder is read as every *.jsonl / *.csv / *.parquet file in it, in name order.
+{"request_id", "row", "timestamp", "model_version", "environment", "track", "features":
+{...}, "score", "decision", "redacted": [...]}. A table holds one column per feature and,
+optionally, a `score` column. A folder is read as every *.jsonl / *.csv / *.parquet file in
+it and below, in path order: the service's day partitions (`date=YYYY-MM-DD/predictions-
+<host>.jsonl`), the same tree copied from the log bucket (with an environment prefix or not),
+or flat files. Columns the service redacted (`serve.log_redact`: dropped or hashed) are
+listed in `CurrentData.redacted`, and the checks skip them.
 """
 
 from __future__ import annotations
@@ -21,6 +25,7 @@ from modelops.errors import DataError
 LOG_SUFFIXES = (".jsonl", ".ndjson", ".log")
 TABLE_SUFFIXES = (".csv", ".parquet")
 SCORE_COLUMN = "score"
+LOG_FIELDS = ("request_id", "row", "timestamp", "environment", "track", "model_version")
 
 
 @dataclass
@@ -32,12 +37,17 @@ class CurrentData:
     files: list[str]
     model_versions: dict[str, int] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
+    redacted: list[str] = field(default_factory=list)
 
 
 def _files(path: Path) -> list[Path]:
     if path.is_dir():
         found = sorted(
-            p for p in path.iterdir() if p.is_file() and p.suffix in LOG_SUFFIXES + TABLE_SUFFIXES
+            p
+            for p in path.rglob("*")
+            if p.is_file()
+            and p.suffix in LOG_SUFFIXES + TABLE_SUFFIXES
+            and not any(part.startswith(".") for part in p.relative_to(path).parts)
         )
         if not found:
             raise DataError(
@@ -56,8 +66,9 @@ def _files(path: Path) -> list[Path]:
     return [path]
 
 
-def _log_rows(path: Path, notes: list[str]) -> list[dict[str, object]]:
-    """Parse one JSON-lines log; a truncated last line (a crash mid-write) is skipped, noted."""
+def _log_rows(path: Path, notes: list[str], redacted: set[str]) -> list[dict[str, object]]:
+    """Parse one JSON-lines log; a truncated last line (a crash mid-write) is skipped, noted.
+    The columns lines say were redacted are added to `redacted`."""
     rows: list[dict[str, object]] = []
     with path.open(encoding="utf-8") as handle:
         for number, line in enumerate(handle, start=1):
@@ -73,6 +84,8 @@ def _log_rows(path: Path, notes: list[str]) -> list[dict[str, object]]:
                     f"{path}:{number}: not valid JSON ({error.msg}); fix or remove the line"
                 ) from error
             rows.append(_log_row(record, path, number))
+            if record.get("redacted"):
+                redacted.update(map(str, record["redacted"]))
     return rows
 
 
@@ -84,8 +97,20 @@ def _log_row(record: object, path: Path, number: int) -> dict[str, object]:
         )
     row: dict[str, object] = dict(record["features"])
     row[SCORE_COLUMN] = record.get("score")
-    row["model_version"] = record.get("model_version")
+    for name in LOG_FIELDS:
+        row[name] = record.get(name)
     return row
+
+
+def read_logs(path: Path) -> tuple[pd.DataFrame, list[str], list[str]]:
+    """Every prediction-log line under `path` (file or folder): the frame (features, score
+    and the LOG_FIELDS), the files read, and notes."""
+    notes: list[str] = []
+    files = [f for f in _files(path) if f.suffix in LOG_SUFFIXES]
+    if not files:
+        raise DataError(f"{path}: no prediction log (*.jsonl) here; point at the service's logs")
+    parts = [pd.DataFrame(_log_rows(file, notes, set())) for file in files]
+    return pd.concat(parts, ignore_index=True), [str(f) for f in files], notes
 
 
 def read_table(path: Path) -> pd.DataFrame:
@@ -104,10 +129,11 @@ def read_current(path: Path, model_version: str | None = None) -> CurrentData:
     """Read logs or tables into one frame; keep only `model_version`'s lines when given."""
     notes: list[str] = []
     parts: list[pd.DataFrame] = []
+    redacted: set[str] = set()
     files = _files(path)
     for file in files:
         if file.suffix in LOG_SUFFIXES:
-            parts.append(pd.DataFrame(_log_rows(file, notes)))
+            parts.append(pd.DataFrame(_log_rows(file, notes, redacted)))
         else:
             parts.append(read_table(file))
     frame = pd.concat(parts, ignore_index=True) if parts else pd.DataFrame()
@@ -128,4 +154,4 @@ def read_current(path: Path, model_version: str | None = None) -> CurrentData:
         scores = pd.to_numeric(frame[SCORE_COLUMN], errors="coerce").to_numpy(dtype=float)
         if np.isnan(scores).any() or ((scores < 0) | (scores > 1)).any():
             raise DataError(f"{path}: the score column holds values that are not in [0, 1]")
-    return CurrentData(frame, scores, [str(f) for f in files], versions, notes)
+    return CurrentData(frame, scores, [str(f) for f in files], versions, notes, sorted(redacted))

@@ -85,3 +85,17 @@ def bootstrap_auc_interval(
     tail = (1 - confidence_level) / 2 * 100
     low, high = np.percentile(aucs, [tail, 100 - tail])
     return float(low), float(high)
+
+
+def delong_interval(
+    y: np.ndarray, scores: np.ndarray, confidence_level: float = 0.95
+) -> tuple[float, float, float]:
+    """ROC AUC of one model and DeLong's confidence interval for it: (auc, low, high),
+    clipped to [0, 1]. Analytic, so it costs one ranking instead of a thousand resamples."""
+    y = np.asarray(y).astype(int)
+    if len(np.unique(y)) != 2:
+        raise ValueError("an AUC interval needs both classes in the labels")
+    auc, v10, v01 = _structural_components(y, np.asarray(scores, dtype=float))
+    variance = float(np.var(v10, ddof=1) / len(v10) + np.var(v01, ddof=1) / len(v01))
+    half = float(stats.norm.ppf(0.5 + confidence_level / 2)) * np.sqrt(max(variance, 0.0))
+    return auc, max(0.0, auc - half), min(1.0, auc + half)

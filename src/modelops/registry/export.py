@@ -2,7 +2,9 @@
 
 The folder is the MLflow model itself (MLmodel, model.skops, extra_files/reference.json, ...)
 plus `export.json`, which records where it came from (registered name, version, run id,
-git commit), so a service running without a registry can still say what it serves.
+git commit), so a service running without a registry can still say what it serves, and
+`log_redact.json`, the prediction-log redaction policy (`serve.log_redact`,
+registry/log_policy.py) the service applies.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from pathlib import Path
 
 from modelops.errors import Refused, RegistryError
 from modelops.registry.client import RegistryClient
+from modelops.registry.log_policy import LogRedaction, write_policy
 
 EXPORT_FILE = "export.json"
 UNREGISTERED = "unregistered"
@@ -70,12 +73,26 @@ def _identity(registry: RegistryClient, model_uri: str) -> tuple[str, str, str, 
     return ref.name, ref.version, ref.run_id, commit or "unknown"
 
 
+def _signature_inputs(folder: Path) -> list[str]:
+    """The input column names of a model folder's MLmodel signature."""
+    import yaml
+
+    mlmodel = yaml.safe_load((folder / "MLmodel").read_text()) or {}
+    inputs = (mlmodel.get("signature") or {}).get("inputs") or "[]"
+    return [str(c.get("name")) for c in json.loads(inputs)]
+
+
 def export_model(
-    model_uri: str, out_dir: Path, registry: RegistryClient | None = None, force: bool = False
+    model_uri: str,
+    out_dir: Path,
+    registry: RegistryClient | None = None,
+    force: bool = False,
+    redaction: LogRedaction | None = None,
 ) -> ExportInfo:
     """Download `model_uri` (models:/name@alias, models:/name/N, runs:/..., or a local
-    folder) into `out_dir` and write its provenance to export.json. Registry and run URIs
-    are read through `registry` (required for them)."""
+    folder) into `out_dir`, write its provenance to export.json and, when given, the log
+    `redaction` policy to log_redact.json. Registry and run URIs are read through
+    `registry` (required for them)."""
     out_dir = Path(out_dir)
     if out_dir.exists() and any(out_dir.iterdir()) and not force:
         raise Refused(f"{out_dir} exists and is not empty; pass --force to replace it")
@@ -123,6 +140,8 @@ def export_model(
             exported_at=datetime.now(UTC).isoformat(timespec="seconds"),
         )
         prior.write_text(json.dumps(asdict(info), indent=2) + "\n")
+        if redaction is not None:
+            write_policy(target, redaction, _signature_inputs(target))
         if out_dir.exists():
             shutil.rmtree(out_dir)
         target.rename(out_dir)

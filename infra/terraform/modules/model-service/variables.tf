@@ -184,18 +184,18 @@ variable "run_as_user" {
 
 variable "tmp_size_limit" {
   type        = string
-  description = "Size limit of the writable /tmp emptyDir (Prometheus multiprocess files, temporary files, a prediction_log under /tmp); the kubelet evicts a pod that exceeds it."
+  description = "Size limit of the writable /tmp emptyDir (Prometheus multiprocess files, temporary files, a prediction_log folder under /tmp); the kubelet evicts a pod that exceeds it."
   default     = "256Mi"
 }
 
 variable "prediction_log" {
   type        = string
-  description = "Where the service writes its prediction log: \"-\" is stdout (for the cluster's log pipeline), a path must be under /tmp, \"\" turns it off."
+  description = "Where the service writes its prediction log: \"-\" is stdout (for the cluster's log pipeline), a folder of day partitions must be under /tmp, \"\" turns it off."
   default     = "-"
 
   validation {
     condition     = contains(["-", ""], var.prediction_log) || can(regex("^/tmp/[^/]", var.prediction_log))
-    error_message = "The prediction_log must be \"-\" (stdout), \"\" (off) or a file under /tmp/, the only writable path."
+    error_message = "The prediction_log must be \"-\" (stdout), \"\" (off) or a folder under /tmp/, the only writable path."
   }
 }
 

@@ -90,16 +90,19 @@ class Manifest:
 
 
 def _export(spec: str, target: Path, params_path: Path) -> tuple[str, str]:
-    """Export a model (registry URI, bare alias/version, or folder) into `target`;
-    returns (model name, version) as the registry knows them."""
+    """Export a model (registry URI, bare alias/version, or folder) into `target` as
+    `modelops export-model` does for the image (log redaction policy included, so the
+    folder, and its digest, are the image's); returns (model name, version) as the
+    registry knows them."""
     from modelops.registry.client import open_registry
     from modelops.registry.export import expand_model_uri, export_model
+    from modelops.registry.log_policy import from_params
     from modelops.registry.model_source import is_registry_uri
     from modelops.registry.tracking import TrackingSettings
 
     uri = expand_model_uri(spec, params_path)
     registry = open_registry(TrackingSettings()) if is_registry_uri(uri) else None
-    info = export_model(uri, target, registry, force=True)
+    info = export_model(uri, target, registry, force=True, redaction=from_params(params_path))
     return info.model_name, info.model_version
 
 
@@ -330,7 +333,7 @@ def _service_env(
         "MODELOPS_TRACK": track,
         "MODELOPS_ENVIRONMENT": env_label,
         "MODELOPS_IMAGE_TAG": image,
-        "MODELOPS_PREDICTION_LOG": str(logs / f"{track}-predictions.jsonl"),
+        "MODELOPS_PREDICTION_LOG": str(logs / f"{track}-predictions"),
         **(extra or {}),
     }
 
