@@ -1,8 +1,8 @@
 """The `modelops` command: every DVC stage and workflow step is one of these commands.
 
 Top level: the pipeline stages, register, where, pr-comment, drift, drift-issue,
-validate-model, export-model and history. `modelops deploy ...`: the canary, rollback,
-image-plan, tag-image and gitops-commit.
+validate-model, export-model, history, retrain and feedback. `modelops deploy ...`: the
+canary, rollback, image-plan, tag-image and gitops-commit.
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ import sys
 
 import typer
 
-from modelops.cli import deploy, monitor, pipeline, registry
+from modelops.cli import deploy, monitor, pipeline, registry, retrain
 from modelops.errors import ModelopsError
 
 app = typer.Typer(
@@ -23,6 +23,7 @@ app = typer.Typer(
 app.add_typer(pipeline.app)
 app.add_typer(registry.app)
 app.add_typer(monitor.app)
+app.add_typer(retrain.app)
 app.add_typer(deploy.app, name="deploy")
 
 

@@ -9,30 +9,20 @@ from typing import Annotated
 import typer
 
 from modelops.cli.common import DEFAULT_PARAMS, ParamsOption, registry
-from modelops.config import load_params
+from modelops.config import Params, load_params
 from modelops.errors import Refused
+from modelops.registry.client import VersionRef
 
 app = typer.Typer()
 
 
-@app.command()
-def register(
-    run_file: Annotated[Path, typer.Option(help="run.json from train")] = Path("models/run.json"),
-    gate_report: Annotated[Path, typer.Option(help="gate report JSON")] = Path("reports/gate.json"),
-    outputs: Annotated[
-        Path | None,
-        typer.Option(help="append model_name=, version=, created=, model_uri= ($GITHUB_OUTPUT)"),
-    ] = None,
-    params: ParamsOption = DEFAULT_PARAMS,
-) -> None:
-    """Register the gated model as a new version with alias `challenger` (idempotent)."""
+def register_gated(p: Params, run_file: Path, gate_report: Path) -> tuple[VersionRef, bool]:
+    """Register the run in run_file if gate_report passed it: (version, created now)."""
     from modelops.pipeline.gate import read_report
     from modelops.pipeline.train import read_run
     from modelops.registry.client import CHALLENGER
 
-    p = load_params(params)
     run = read_run(run_file)
-
     verdict = read_report(gate_report)
     if verdict.get("challenger_run_id") != run.run_id:
         raise Refused(
@@ -55,21 +45,41 @@ def register(
         "run_id": run.run_id,
         "git_commit": run.git_commit,
         "data_md5": run.data_md5,
+        "data_batches": str(run.data_batches),
         "gate": "passed",
         "gate_auc": f"{verdict['challenger_auc']:.4f}",
     }
-    ref, created = store.register(
-        p.register_.model_name, run.model_uri, run.run_id, tags, [CHALLENGER]
-    )
+    return store.register(p.register_.model_name, run.model_uri, run.run_id, tags, [CHALLENGER])
+
+
+def write_outputs(outputs: Path, ref: VersionRef, created: bool) -> None:
+    """Append model_name=, version=, created=, model_uri= lines ($GITHUB_OUTPUT format)."""
+    outputs.parent.mkdir(parents=True, exist_ok=True)
+    with outputs.open("a") as handle:
+        handle.write(
+            f"model_name={ref.name}\nversion={ref.version}\n"
+            f"created={str(created).lower()}\nmodel_uri={ref.uri}\n"
+        )
+
+
+@app.command()
+def register(
+    run_file: Annotated[Path, typer.Option(help="run.json from train")] = Path("models/run.json"),
+    gate_report: Annotated[Path, typer.Option(help="gate report JSON")] = Path("reports/gate.json"),
+    outputs: Annotated[
+        Path | None,
+        typer.Option(help="append model_name=, version=, created=, model_uri= ($GITHUB_OUTPUT)"),
+    ] = None,
+    params: ParamsOption = DEFAULT_PARAMS,
+) -> None:
+    """Register the gated model as a new version with alias `challenger` (idempotent)."""
+    from modelops.registry.client import CHALLENGER
+
+    ref, created = register_gated(load_params(params), run_file, gate_report)
     state = "registered" if created else "already registered (nothing new)"
     typer.echo(f"{ref.name} version {ref.version} {state}; alias '{CHALLENGER}' -> {ref.version}")
     if outputs is not None:
-        outputs.parent.mkdir(parents=True, exist_ok=True)
-        with outputs.open("a") as handle:
-            handle.write(
-                f"model_name={ref.name}\nversion={ref.version}\n"
-                f"created={str(created).lower()}\nmodel_uri={ref.uri}\n"
-            )
+        write_outputs(outputs, ref, created)
 
 
 @app.command("export-model")
