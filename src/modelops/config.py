@@ -17,21 +17,22 @@ _INTEGRAL = re.compile(r"^[+-]?[0-9]+(?:[.]0*)?$")
 
 def canonical_label(value: Any) -> str | None:
     """One spelling per label value, so CSV strings, 0/1 integers and booleans compare equal
-    to the same value in params.yaml: booleans (and "True"/"TRUE") -> "true"/"false", whole
-    numbers (1, 1.0, "1.0") -> "1", other strings stripped. None/NaN -> None (missing)."""
+    to the same value in params.yaml: whole numbers (1, 1.0, "1.0") -> "1"; booleans and
+    "true"/"false" in any case -> "1"/"0" (a binary label's true is its 1); other strings
+    stripped. None/NaN -> None (missing)."""
     if value is None or (isinstance(value, float) and math.isnan(value)):
         return None
     if hasattr(value, "item") and not isinstance(value, str):  # numpy scalars
         value = value.item()
     if isinstance(value, bool):
-        return "true" if value else "false"
+        return "1" if value else "0"
     if isinstance(value, int):
         return str(value)
     if isinstance(value, float):
         return str(int(value)) if value.is_integer() else repr(value)
     text = str(value).strip()
     if text.lower() in {"true", "false"}:
-        return text.lower()
+        return "1" if text.lower() == "true" else "0"
     if _INTEGRAL.match(text):
         return str(int(float(text)))
     return text
