@@ -138,9 +138,10 @@ def retrain(
             where = f"pushed to {remote} {branch}" if done.pushed else "committed locally"
             lines.append(f"- dvc.lock and the reports {where} ({done.commit[:12]})")
     text = "\n".join(lines) + "\n"
-    summary.parent.mkdir(parents=True, exist_ok=True)
-    summary.write_text(text)
     typer.echo(text)
+    gate = Path("reports/gate.md")
+    summary.parent.mkdir(parents=True, exist_ok=True)
+    summary.write_text(text + ("\n" + gate.read_text() if gate.is_file() else ""))
     if outputs is not None:
         if ref is not None:
             write_outputs(outputs, ref, created)
