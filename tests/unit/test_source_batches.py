@@ -9,7 +9,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from modelops.cli.retrain import batch_changes
+from modelops.cli.retrain import _inside, batch_changes
 from modelops.config import Params, WindowParams
 from modelops.pipeline.batches import (
     INCLUDED,
@@ -177,3 +177,10 @@ def test_retrain_reports_new_quarantined_and_left_batches() -> None:
     }
     assert batch_changes(before, after) == {"new": ["c"], "quarantined": ["r"], "left": ["a"]}
     assert batch_changes(after, after) == {"new": [], "quarantined": [], "left": []}
+
+
+def test_a_source_inside_the_repository_is_committed_with_the_lock(tmp_path: Path) -> None:
+    (tmp_path / "data/incoming").mkdir(parents=True)
+    assert _inside(str(tmp_path / "data/incoming"), tmp_path)
+    assert not _inside(str(tmp_path.parent), tmp_path)
+    assert not _inside("s3://bucket/batches", tmp_path)

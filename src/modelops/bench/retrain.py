@@ -74,6 +74,7 @@ def bench_one(repo: Path, count: int, base: pd.DataFrame, ranges: dict[str, tupl
         params["source"] = {"url": str(source), "window": {"batches": max(count, 100)}}
         (clone / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
         print(f"{count} batch(es) of {ROWS_PER_BATCH:,} rows: retrain ...", flush=True)
+        load = os.getloadavg()[0]  # a shared machine: read the figures with the load they had
         seconds, out = _retrain(clone, env)
         run = json.loads((clone / "models/run.json").read_text())
         metrics = json.loads((clone / "reports/metrics.json").read_text())
@@ -88,6 +89,7 @@ def bench_one(repo: Path, count: int, base: pd.DataFrame, ranges: dict[str, tupl
             "fit_seconds": run["fit_seconds"],
             "noop_seconds": noop,
             "test_roc_auc": round(metrics["roc_auc"], 4),
+            "load_average_1m": round(load, 2),
         }
 
 

@@ -102,6 +102,13 @@ def retrain(
     if changes["quarantined"]:
         lines.append(f"- **quarantined** (not trained on): {', '.join(changes['quarantined'])}")
         lines += [f"  - {line}" for line in _problems(after, changes["quarantined"])]
+    still = [
+        b["name"]
+        for b in after.get("batches", [])
+        if b["status"] == "quarantined" and b["name"] not in changes["quarantined"]
+    ]
+    if still:
+        lines.append(f"- still quarantined (reports/batches.json says why): {', '.join(still)}")
     ref, created = None, False
     if failed:
         lines.append("- **the pipeline failed** (see the log; a failed gate registers nothing)")
@@ -124,9 +131,12 @@ def retrain(
         subject = _subject(changes, ref, created)
         run_url = run_url_from_env()
         body = "\n".join(lines[2:]) + (f"\n\nRun: {run_url}" if run_url else "")
+        paths = [path for path in COMMITTED if path.exists()]
+        if _inside(p.source.url, Path.cwd()):  # a source in the repository: its batches too
+            paths.append(Path(p.source.url))
         done = publish_paths(
             Path.cwd(),
-            [path for path in COMMITTED if path.exists()],
+            paths,
             f"{subject}\n\n{body}\n",
             push=push,
             remote=remote,
@@ -155,6 +165,13 @@ def retrain(
             )
     if failed:
         raise Refused(f"retrain failed; nothing registered or committed. Summary: {summary}")
+
+
+def _inside(url: str, repo: Path) -> bool:
+    """True for a source folder inside the repository (the default data/incoming)."""
+    if "://" in url:
+        return False
+    return Path(url).resolve().is_relative_to(repo.resolve()) and Path(url).exists()
 
 
 def _subject(changes: dict[str, list[str]], ref: Any, created: bool) -> str:
