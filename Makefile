@@ -8,7 +8,7 @@ export PATH := $(CURDIR)/$(BIN):$(PATH)
 # Offline-friendly and quiet MLflow defaults for local runs.
 export MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR ?= false
 
-.PHONY: help setup system-deps run pipeline register where test test-fast test-pr lint typecheck bench-pipeline clean
+.PHONY: help setup system-deps run pipeline register where retrain feedback test test-fast test-pr lint typecheck bench-pipeline bench-retrain clean
 
 help: ## Show the targets
 	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-16s %s\n", $$1, $$2}'
@@ -24,7 +24,7 @@ setup: $(BIN)/modelops ## Create .venv from the lock file (uv, compiled bytecode
 
 run: setup pipeline register where ## Set up, run the DVC pipeline, register the challenger, say where to look
 
-pipeline: setup ## dvc repro: validate_data -> split -> train -> evaluate -> gate
+pipeline: setup ## dvc repro: validate_data -> assemble -> split -> train -> evaluate -> gate
 	dvc repro
 
 register: setup ## Register the gated model in MLflow with alias `challenger`
@@ -32,6 +32,18 @@ register: setup ## Register the gated model in MLflow with alias `challenger`
 
 where: setup ## Print where metrics, plots and the MLflow UI are
 	modelops where
+
+# The data loop (data/README.md): new batches in source.url -> retrain -> a new version.
+# RETRAIN_FLAGS: ci-retrain adds the DVC remote (pull first, push after) and pushes the commit.
+RETRAIN_FLAGS ?=
+retrain: setup ## Refresh the source, dvc repro, register if the gate passes, commit dvc.lock + reports if changed
+	modelops retrain --outputs "$(OUTPUTS)" --summary build/retrain.md $(RETRAIN_FLAGS)
+
+FEEDBACK_LOGS ?= logs
+FEEDBACK_LABELS ?=
+export FEEDBACK_LOGS FEEDBACK_LABELS
+feedback: setup ## Join FEEDBACK_LOGS (prediction logs) with FEEDBACK_LABELS; write a labeled batch to source.url
+	modelops feedback --logs "$$FEEDBACK_LOGS" --labels "$$FEEDBACK_LABELS" --unmatched build/feedback/unmatched-labels.csv --report build/feedback/report.json
 
 system-deps: ## Install missing system tools the tests use: nginx, prometheus, wrk, postgresql, actionlint (apt-get or brew)
 	bash infra/local/system-deps.sh
@@ -55,6 +67,9 @@ lint: setup ## ruff + mypy
 
 bench-pipeline: setup ## Cold/no-op dvc repro and 1M-row training time + memory -> bench/results/pipeline.json
 	python -m modelops.bench.pipeline --out bench/results/pipeline.json
+
+bench-retrain: setup ## make retrain (refresh + repro + register) on 1, 10, 100 batches of 10,000 rows -> bench/results/retrain.json
+	python -m modelops.bench.retrain --out bench/results/retrain.json
 
 clean: ## Remove pipeline outputs and the local MLflow store (keeps .venv and the DVC cache)
 	rm -rf data/split models reports mlflow.db mlartifacts
@@ -112,7 +127,7 @@ loadtest: setup ## Locust vs the service at SERVE_URL (params serve.loadtest) ->
 	python -m modelops.bench.serve loadtest --host $(SERVE_URL) --out bench/results/loadtest.json
 
 # CI workflows (.github/README.md): each target is one workflow step and runs the same here.
-.PHONY: ci ci-pipeline data-push ci-register pr-comment workflow-lint
+.PHONY: ci ci-pipeline data-push ci-register ci-retrain pr-comment workflow-lint
 OUTPUTS ?= build/registered.env
 BASE_REF ?= main
 BASE_LABEL ?= $(BASE_REF)
@@ -131,6 +146,9 @@ data-push: setup ## dvc push the pipeline outputs and the run cache to the DVC r
 
 ci-register: setup ## make register, then model_name/version/created/model_uri lines -> OUTPUTS
 	modelops register --outputs "$(OUTPUTS)"
+
+ci-retrain: RETRAIN_FLAGS = --pull --push-data --push
+ci-retrain: retrain ## train.yml: make retrain with the DVC remote (pull, push) and the commit pushed to origin main
 
 pr-comment: setup ## PR report vs BASE_REF (metrics and params diff, gate, curves) -> build/pr-comment.md
 	modelops pr-comment --base-ref "$$BASE_REF" --base-label "$$BASE_LABEL" --out build/pr-comment.md

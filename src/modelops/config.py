@@ -2,13 +2,40 @@
 
 from __future__ import annotations
 
+import math
+import re
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from modelops.errors import ParamsError
+
+_INTEGRAL = re.compile(r"^[+-]?[0-9]+(?:[.]0*)?$")
+
+
+def canonical_label(value: Any) -> str | None:
+    """One spelling per label value, so CSV strings, 0/1 integers and booleans compare equal
+    to the same value in params.yaml: whole numbers (1, 1.0, "1.0") -> "1"; booleans and
+    "true"/"false" in any case -> "1"/"0" (a binary label's true is its 1); other strings
+    stripped. None/NaN -> None (missing)."""
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return None
+    if hasattr(value, "item") and not isinstance(value, str):  # numpy scalars
+        value = value.item()
+    if isinstance(value, bool):
+        return "1" if value else "0"
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, float):
+        return str(int(value)) if value.is_integer() else repr(value)
+    text = str(value).strip()
+    if text.lower() in {"true", "false"}:
+        return "1" if text.lower() == "true" else "0"
+    if _INTEGRAL.match(text):
+        return str(int(float(text)))
+    return text
 
 
 class _Section(BaseModel):
@@ -18,10 +45,18 @@ class _Section(BaseModel):
 class DataParams(_Section):
     path: str
     target: str
-    positive_class: str
+    positive_class: str  # any label type in params.yaml (bad, 1, true), kept canonical
     numeric_features: list[str] = Field(default_factory=list)
     categorical_features: list[str] = Field(default_factory=list)
     segment_column: str | None = None
+
+    @field_validator("positive_class", mode="before")
+    @classmethod
+    def _canonical_positive_class(cls, value: Any) -> str:
+        label = canonical_label(value)
+        if label is None or label == "":
+            raise ValueError("data.positive_class: give the label value the model scores")
+        return label
 
     @property
     def features(self) -> list[str]:
@@ -46,6 +81,27 @@ class DataValidationParams(_Section):
     max_duplicate_rate: float = 0.05
     min_minority_rate: float = 0.01
     ranges: dict[str, tuple[float, float]] = Field(default_factory=dict)
+
+
+class WindowParams(_Section):
+    """Which source batches the training table takes: the last `batches`, or those dated within
+    `days` of the newest batch (the date is the YYYY-MM-DD in the batch's path). Exactly one."""
+
+    batches: int | None = Field(None, ge=1)
+    days: int | None = Field(None, ge=1)
+
+    @model_validator(mode="after")
+    def _one_kind(self) -> WindowParams:
+        if (self.batches is None) == (self.days is None):
+            raise ValueError("source.window: set exactly one of `batches: N` or `days: N`")
+        return self
+
+
+class SourceParams(_Section):
+    """Where new labeled batches (CSV/parquet files) land: a folder, s3://... or gs://..."""
+
+    url: str = "data/incoming"
+    window: WindowParams = WindowParams(batches=52)
 
 
 class SplitParams(_Section):
@@ -203,6 +259,7 @@ class Params(BaseModel):
 
     data: DataParams
     data_validation: DataValidationParams = DataValidationParams()
+    source: SourceParams = SourceParams()
     split: SplitParams = SplitParams()
     train: TrainParams = TrainParams()
     evaluate: EvaluateParams = EvaluateParams()

@@ -20,7 +20,7 @@ from mlflow import MlflowClient
 from tests.conftest import copy_project
 
 BIN = Path(sys.executable).parent
-STAGES = {"validate_data", "split", "train", "evaluate", "gate"}
+STAGES = {"validate_data", "assemble", "split", "train", "evaluate", "gate"}
 
 
 def sh(args: list[str], cwd: Path, check: bool = True) -> subprocess.CompletedProcess[str]:
@@ -81,13 +81,15 @@ def test_cold_run_produces_reports_and_a_passing_gate(project: Path) -> None:
     run_id = json.loads((project / "models/run.json").read_text())["run_id"]
     run = client(project).get_run(run_id)
     assert run.data.metrics["test_roc_auc"] == pytest.approx(metrics["roc_auc"])
+    # The run names the table it trained on, and the base data (and batches: none here).
     assert (
         run.data.tags["data_md5"]
-        == hashlib.md5((project / "data/raw/credit_data.csv").read_bytes()).hexdigest()
+        == hashlib.md5((project / "data/table/table.parquet").read_bytes()).hexdigest()
     )
     lock = yaml.safe_load((project / "dvc.lock").read_text())
-    data_dep = next(d for d in lock["stages"]["split"]["deps"] if d["path"].endswith(".csv"))
-    assert data_dep["md5"] == run.data.tags["data_md5"]
+    data_dep = next(d for d in lock["stages"]["assemble"]["deps"] if d["path"].endswith(".csv"))
+    assert data_dep["md5"] == run.data.tags["base_data_md5"]
+    assert run.data.tags["data_batch_count"] == "0"
 
 
 def test_noop_repro_runs_nothing(project: Path) -> None:

@@ -154,8 +154,8 @@ def test_collect_asks_dvc_and_git_for_the_diff(
     roc = report.metrics["roc_auc"]
     assert roc.old == base["roc_auc"] and roc.new == pytest.approx(base["roc_auc"] + 0.01)
     assert report.params == [Change("gate.min_auc", 0.78, 0.8)]
-    # The copy has no pipeline outputs: DVC says split is the first stage not reproduced.
-    assert report.verdict.state == "incomplete" and "`split`" in report.verdict.headline
+    # The copy has no pipeline outputs: DVC says assemble is the first stage not reproduced.
+    assert report.verdict.state == "incomplete" and "`assemble`" in report.verdict.headline
     roc_base, roc_now = report.curves["roc"]
     assert roc_base == roc_now and roc_now is not None and len(roc_now.x) > 10
     assert report.gate_markdown is not None and "Model gate" in report.gate_markdown

@@ -129,6 +129,8 @@ def test_permissions_are_empty_at_the_top_and_granted_per_job() -> None:
         "deploy.yml:staging": deploy,
         "deploy.yml:production": deploy,
         "rollback.yml:rollback": {"contents": "write", "id-token": "write"},
+        # commits dvc.lock after a retrain; runs only for main (push, schedule, dispatch)
+        "train.yml:train": {"contents": "write"},
     }
     # The write-token jobs check out only the API script, and the PR job takes it from the
     # base branch: code under review never runs with a write token.

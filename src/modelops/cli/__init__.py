@@ -1,9 +1,9 @@
 """The `modelops` command: every DVC stage and workflow step is one of these commands.
 
 Top level: the pipeline stages, register, where, pr-comment, drift, drift-issue,
-validate, validate-model, export-model, and the governance records: history, record-approval,
-retire. `modelops deploy ...`: the canary, rollback, image-plan, tag-image and gitops-commit.
-`modelops logs prune`: log retention.
+validate, validate-model, export-model, retrain, feedback, and the governance records: history,
+record-approval, retire. `modelops deploy ...`: the canary, rollback, image-plan, tag-image and
+gitops-commit. `modelops logs prune`: log retention.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ import sys
 
 import typer
 
-from modelops.cli import deploy, governance, monitor, pipeline, registry
+from modelops.cli import deploy, governance, monitor, pipeline, registry, retrain
 from modelops.errors import ModelopsError
 
 app = typer.Typer(
@@ -25,6 +25,7 @@ app.add_typer(pipeline.app)
 app.add_typer(registry.app)
 app.add_typer(governance.app)
 app.add_typer(monitor.app)
+app.add_typer(retrain.app)
 app.add_typer(deploy.app, name="deploy")
 app.add_typer(monitor.logs_app, name="logs")
 

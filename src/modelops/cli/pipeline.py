@@ -1,5 +1,5 @@
-"""Pipeline commands: the DVC stages (validate-data, split, train, evaluate, gate), then
-where and the PR comment."""
+"""Pipeline commands: the DVC stages (validate-data, assemble, split, train, evaluate, gate),
+then where and the PR comment."""
 
 from __future__ import annotations
 
@@ -41,17 +41,48 @@ def validate_data(
 
 
 @app.command()
+def assemble(
+    base: Annotated[Path, typer.Option(help="the committed base table (data.path)")],
+    source: Annotated[
+        str, typer.Option(help="where labeled batches land: a folder, s3://... or gs://...")
+    ],
+    out_dir: Annotated[Path, typer.Option(help="folder for table.parquet and lineage.json")],
+    report: Annotated[Path, typer.Option(help="JSON report: every batch's fate and problems")],
+    params: ParamsOption = DEFAULT_PARAMS,
+) -> None:
+    """Training table = base + the valid source batches in source.window; bad ones quarantined."""
+    from modelops.pipeline.batches import assemble as assemble_table
+    from modelops.pipeline.batches import write_assembled
+
+    p = load_params(params)
+    result = assemble_table(base, source, p.source.window, p.data, p.data_validation)
+    write_assembled(result, source, p.source.window, out_dir, report)
+    for batch in result.quarantined:
+        typer.secho(
+            f"QUARANTINED {source.rstrip('/')}/{batch.name} (not trained on):\n  "
+            + "\n  ".join(str(problem["message"]) for problem in batch.problems),
+            err=True,
+            fg=typer.colors.YELLOW,
+        )
+    typer.echo(
+        f"assembled {len(result.table)} rows: base {result.base['rows']} + "
+        f"{len(result.included)} batch(es) of {len(result.batches)} in {source} "
+        f"({len(result.quarantined)} quarantined) -> {out_dir}; report {report}"
+    )
+
+
+@app.command()
 def split(
-    data: Annotated[Path, typer.Option(help="validated raw CSV")],
+    data: Annotated[Path, typer.Option(help="the training table (assemble's table.parquet)")],
     out_dir: Annotated[Path, typer.Option(help="folder for train.parquet and test.parquet")],
     params: ParamsOption = DEFAULT_PARAMS,
 ) -> None:
     """Seeded hash split into train and test (a row keeps its side as the data grows)."""
-    from modelops.pipeline.data import read_raw, write_split
+    from modelops.pipeline.data import read_table, write_split
     from modelops.pipeline.data import split as split_frame
 
     p = load_params(params)
-    train, test = split_frame(read_raw(data), p.data, p.split)
+    train, test = split_frame(read_table(data), p.data, p.split)
     write_split(train, test, out_dir)
     typer.echo(f"split {len(train) + len(test)} rows -> train {len(train)}, test {len(test)}")
 
@@ -59,9 +90,12 @@ def split(
 @app.command()
 def train(
     train_data: Annotated[Path, typer.Option("--train", help="train.parquet from split")],
-    data: Annotated[Path, typer.Option(help="raw data file (its hash is logged)")],
+    data: Annotated[Path, typer.Option(help="the training table (its hash is logged)")],
     model_dir: Annotated[Path, typer.Option(help="where to save the MLflow model folder")],
     run_file: Annotated[Path, typer.Option(help="JSON with the MLflow run id, for later stages")],
+    lineage: Annotated[
+        Path | None, typer.Option(help="assemble's lineage.json: the batches trained on")
+    ] = None,
     params: ParamsOption = DEFAULT_PARAMS,
 ) -> None:
     """Fit the pipeline chosen in params and log an MLflow run with the model."""
@@ -69,7 +103,9 @@ def train(
     from modelops.registry.tracking import TrackingSettings
 
     p = load_params(params)
-    result = train_and_log(p, train_data, data, model_dir, run_file, TrackingSettings())
+    result = train_and_log(
+        p, train_data, data, model_dir, run_file, TrackingSettings(), lineage=lineage
+    )
     typer.echo(
         f"trained {p.train.model} on {result.train_rows} rows in {result.fit_seconds}s; "
         f"MLflow run {result.run_id}"

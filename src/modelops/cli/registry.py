@@ -8,41 +8,26 @@ from typing import Annotated
 import typer
 
 from modelops.cli.common import DEFAULT_PARAMS, ParamsOption, registry
-from modelops.config import load_params
+from modelops.config import Params, load_params
 from modelops.errors import Refused
+from modelops.registry.card import CardInputs
+from modelops.registry.client import VersionRef
 
 app = typer.Typer()
+LOCK = Path("dvc.lock")
 
 
-@app.command()
-def register(
-    run_file: Annotated[Path, typer.Option(help="run.json from train")] = Path("models/run.json"),
-    gate_report: Annotated[Path, typer.Option(help="gate report JSON")] = Path("reports/gate.json"),
-    outputs: Annotated[
-        Path | None,
-        typer.Option(help="append model_name=, version=, created=, model_uri= ($GITHUB_OUTPUT)"),
-    ] = None,
-    metrics: Annotated[
-        Path, typer.Option(help="evaluate stage's metrics (for the model card)")
-    ] = Path("reports/metrics.json"),
-    data_report: Annotated[
-        Path, typer.Option(help="validate_data report (rows, for the model card)")
-    ] = Path("reports/data_validation.json"),
-    lock: Annotated[Path, typer.Option(help="dvc.lock (data hash, for the model card)")] = Path(
-        "dvc.lock"
-    ),
-    params: ParamsOption = DEFAULT_PARAMS,
-) -> None:
-    """Register the gated model as a new version with alias `challenger` (idempotent), and log
-    its model card (model-card.md on the training run; tag `model_card` on the version)."""
+def register_gated(
+    p: Params, run_file: Path, gate_report: Path, card_inputs: CardInputs | None = None
+) -> tuple[VersionRef, bool]:
+    """Register the run in run_file if gate_report passed it, with its model card (model-card.md
+    on the training run; tag `model_card` on the version): (version, created now)."""
     from modelops.pipeline.gate import read_report
     from modelops.pipeline.train import read_run
-    from modelops.registry.card import CARD_TAG, CardInputs, collect_card, log_card
+    from modelops.registry.card import CARD_TAG, collect_card, log_card
     from modelops.registry.client import CHALLENGER
 
-    p = load_params(params)
     run = read_run(run_file)
-
     verdict = read_report(gate_report)
     if verdict.get("challenger_run_id") != run.run_id:
         raise Refused(
@@ -61,31 +46,65 @@ def register(
             "(outputs restored from the DVC cache of another store?); run "
             "`dvc repro --force train` to log a fresh run here"
         )
-    card = collect_card(p, run, CardInputs(metrics, gate_report, data_report, lock))
+    inputs = card_inputs or CardInputs(
+        Path("reports/metrics.json"), gate_report, Path("reports/data_validation.json"), LOCK
+    )
+    card = collect_card(p, run, inputs)
     tags = {
         "run_id": run.run_id,
         "git_commit": run.git_commit,
         "data_md5": run.data_md5,
+        "data_batches": str(run.data_batches),
         "gate": "passed",
         "gate_auc": f"{verdict['challenger_auc']:.4f}",
     }
     ref, created = store.register(
         p.register_.model_name, run.model_uri, run.run_id, tags, [CHALLENGER]
     )
-    state = "registered" if created else "already registered (nothing new)"
-    typer.echo(f"{ref.name} version {ref.version} {state}; alias '{CHALLENGER}' -> {ref.version}")
     if CARD_TAG not in ref.tags:  # a rerun after a failed card write finishes the job
-        where = log_card(store, ref, card)
-        typer.echo(f"model card: {where}")
+        typer.echo(f"model card: {log_card(store, ref, card)}")
     for missing in card.missing:
         typer.secho(f"warning: model card: missing {missing}", err=True, fg=typer.colors.YELLOW)
+    return ref, created
+
+
+def write_outputs(outputs: Path, ref: VersionRef, created: bool) -> None:
+    """Append model_name=, version=, created=, model_uri= lines ($GITHUB_OUTPUT format)."""
+    outputs.parent.mkdir(parents=True, exist_ok=True)
+    with outputs.open("a") as handle:
+        handle.write(
+            f"model_name={ref.name}\nversion={ref.version}\n"
+            f"created={str(created).lower()}\nmodel_uri={ref.uri}\n"
+        )
+
+
+@app.command()
+def register(
+    run_file: Annotated[Path, typer.Option(help="run.json from train")] = Path("models/run.json"),
+    gate_report: Annotated[Path, typer.Option(help="gate report JSON")] = Path("reports/gate.json"),
+    outputs: Annotated[
+        Path | None,
+        typer.Option(help="append model_name=, version=, created=, model_uri= ($GITHUB_OUTPUT)"),
+    ] = None,
+    metrics: Annotated[
+        Path, typer.Option(help="evaluate stage's metrics (for the model card)")
+    ] = Path("reports/metrics.json"),
+    data_report: Annotated[
+        Path, typer.Option(help="validate_data report (rows, for the model card)")
+    ] = Path("reports/data_validation.json"),
+    lock: Annotated[Path, typer.Option(help="dvc.lock (data hash, for the model card)")] = LOCK,
+    params: ParamsOption = DEFAULT_PARAMS,
+) -> None:
+    """Register the gated model as a new version with alias `challenger` (idempotent), and log
+    its model card."""
+    from modelops.registry.client import CHALLENGER
+
+    inputs = CardInputs(metrics, gate_report, data_report, lock)
+    ref, created = register_gated(load_params(params), run_file, gate_report, inputs)
+    state = "registered" if created else "already registered (nothing new)"
+    typer.echo(f"{ref.name} version {ref.version} {state}; alias '{CHALLENGER}' -> {ref.version}")
     if outputs is not None:
-        outputs.parent.mkdir(parents=True, exist_ok=True)
-        with outputs.open("a") as handle:
-            handle.write(
-                f"model_name={ref.name}\nversion={ref.version}\n"
-                f"created={str(created).lower()}\nmodel_uri={ref.uri}\n"
-            )
+        write_outputs(outputs, ref, created)
 
 
 @app.command("export-model")

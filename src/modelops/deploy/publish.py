@@ -1,11 +1,12 @@
-"""Record an environment's desired state in git: commit its GitOps file and push it.
+"""Record what a workflow changed in git: commit the files and push them (`publish_paths`).
 
 The deploy and rollback workflows end with `modelops deploy gitops-commit`: whatever the canary
 controller or the rollback left in `envs/<env>/deploy.auto.tfvars.json` is what is live, so
 git must say so. Nothing to commit is fine (a rolled-back canary leaves the file as it was).
+`modelops retrain` commits `dvc.lock` and the pipeline's git-tracked reports the same way.
 A push that loses a race with another commit (the other environment's deploy) is rebased
-and retried; only this one file changed, so the rebase cannot conflict with anything but a
-concurrent change of the same environment, which the workflows' concurrency groups forbid.
+and retried; only the given files changed, so the rebase cannot conflict with anything but a
+concurrent change of the same files, which the workflows' concurrency groups forbid.
 
 Credentials: the checkout keeps none (`persist-credentials: false`). For an https remote
 on GitHub the token in GITHUB_TOKEN is handed to this one git process through
@@ -103,14 +104,39 @@ def publish_state(
     """Commit env_dir's desired-state file if it changed; push it to remote/branch if asked."""
     path = state_path(env_dir)
     message = commit_message(env_dir, reason, run_url)
-    top = Git(Path(env_dir), environ)("rev-parse", "--show-toplevel").stdout.strip()
+    return publish_paths(
+        Path(env_dir),
+        [path],
+        message,
+        push=push,
+        remote=remote,
+        branch=branch,
+        attempts=attempts,
+        environ=environ,
+    )
+
+
+def publish_paths(
+    where: Path,
+    paths: list[Path],
+    message: str,
+    *,
+    push: bool,
+    remote: str = "origin",
+    branch: str = "main",
+    attempts: int = 3,
+    environ: Mapping[str, str] = os.environ,
+) -> Published:
+    """Commit `paths` (files or folders, new files included) if they changed, as the bot, and
+    push to remote/branch if asked; `where` is any folder inside the working tree."""
+    top = Git(Path(where), environ)("rev-parse", "--show-toplevel").stdout.strip()
     git = Git(Path(top), environ)
-    relative = str(path.resolve().relative_to(Path(top).resolve()))
-    git("add", "--", relative)
-    if git("diff", "--cached", "--quiet", "--", relative, check=False).returncode == 0:
+    relative = [str(Path(p).resolve().relative_to(Path(top).resolve())) for p in paths]
+    git("add", "-A", "--", *relative)
+    if git("diff", "--cached", "--quiet", "--", *relative, check=False).returncode == 0:
         return Published(None, False)
     identity = ["-c", f"user.name={BOT_NAME}", "-c", f"user.email={BOT_EMAIL}"]
-    git(*identity, "commit", "-q", "-m", message, "--", relative)
+    git(*identity, "commit", "-q", "-m", message, "--", *relative)
     commit = git("rev-parse", "HEAD").stdout.strip()
     if not push:
         return Published(commit, False)
@@ -128,8 +154,8 @@ def publish_state(
         if rebased.returncode != 0:
             git("rebase", "--abort", check=False)
             raise PublishError(
-                f"{relative} changed on {remote}/{branch} meanwhile and could not be rebased "
-                f"({rebased.stderr.strip()}); check the environment's history and rerun"
+                f"{', '.join(relative)} changed on {remote}/{branch} meanwhile and could not be "
+                f"rebased ({rebased.stderr.strip()}); check the history and rerun"
             )
     raise PublishError(
         f"git push to {remote} {branch} failed {attempts} times: {pushed.stderr.strip()}. "

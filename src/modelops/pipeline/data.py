@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from modelops.config import DataParams, SplitParams
+from modelops.config import DataParams, SplitParams, canonical_label
 from modelops.errors import DataError
 
 
@@ -41,9 +41,28 @@ def coerce_features(frame: pd.DataFrame, data: DataParams) -> pd.DataFrame:
     return out
 
 
+def canonical_labels(values: pd.Series) -> pd.Series:
+    """The label column in canonical spelling (`config.canonical_label`): strings, 0/1 and
+    booleans alike; missing stays missing (None)."""
+    uniques = pd.unique(values.dropna())
+    mapping = {value: canonical_label(value) for value in uniques}
+    out = values.map(mapping).astype("object")
+    return out.where(values.notna(), None)
+
+
 def labels(frame: pd.DataFrame, data: DataParams) -> np.ndarray:
-    """1 where the target equals the positive class, else 0."""
-    return (frame[data.target].astype(str) == str(data.positive_class)).to_numpy(dtype=np.int64)
+    """1 where the target equals the positive class (in any spelling: "1", 1, True), else 0."""
+    return (canonical_labels(frame[data.target]) == data.positive_class).to_numpy(dtype=np.int64)
+
+
+def read_table(path: str | Path) -> pd.DataFrame:
+    """A CSV (`read_raw`) or a parquet file, by suffix."""
+    path = Path(path)
+    if path.suffix != ".parquet":
+        return read_raw(path)
+    if not path.is_file():
+        raise DataError(f"{path}: file not found; run `dvc repro assemble` first")
+    return pd.read_parquet(path)
 
 
 def test_membership(frame: pd.DataFrame, params: SplitParams) -> np.ndarray:

@@ -9,6 +9,7 @@ import pandas as pd
 from pandas.api import types as ptypes
 
 from modelops.config import DataParams, DataValidationParams
+from modelops.pipeline.data import canonical_labels
 
 
 @dataclass
@@ -95,7 +96,8 @@ def validate_frame(
             n_missing_labels,
         )
     )
-    observed = sorted(str(v) for v in target.dropna().unique())
+    canonical = canonical_labels(target)
+    observed = sorted(str(v) for v in canonical.dropna().unique())
     add(
         Check(
             "label.positive_present",
@@ -117,7 +119,7 @@ def validate_frame(
         )
     )
     if len(observed) >= 1:
-        minority = float(target.dropna().astype(str).value_counts(normalize=True).min())
+        minority = float(canonical.dropna().value_counts(normalize=True).min())
         minority = minority if len(observed) > 1 else 0.0
         add(
             Check(
@@ -193,3 +195,37 @@ def validate_frame(
         )
     )
     return report
+
+
+# Checks that judge a whole table, not one batch of it: a batch may be small or one-class.
+TABLE_CHECKS = {"rows.minimum", "label.positive_present", "label.binary", "label.class_balance"}
+
+
+def validate_batch(
+    frame: pd.DataFrame,
+    data: DataParams,
+    rules: DataValidationParams,
+    known_labels: list[str],
+) -> list[Check]:
+    """The failed checks of one source batch: schema, types, ranges, missing values, and labels
+    outside `known_labels` (the base table's, canonical). Empty when the batch is usable."""
+    report = validate_frame(frame, data, rules)
+    failures = [c for c in report.checks if not c.passed and c.name not in TABLE_CHECKS]
+    if frame.empty:
+        failures.append(Check("rows.minimum", False, "rows: the batch holds no data rows"))
+    if data.target in frame.columns:
+        observed = canonical_labels(frame[data.target]).dropna()
+        unknown = sorted(set(observed.unique()) - set(known_labels))
+        if unknown:
+            count = int(observed.isin(unknown).sum())
+            failures.append(
+                Check(
+                    "label.known",
+                    False,
+                    f"column {data.target!r}: {count} label(s) {unknown} are not among the "
+                    f"base data's labels {known_labels} (data.positive_class and the other one)",
+                    data.target,
+                    unknown,
+                )
+            )
+    return failures

@@ -6,7 +6,6 @@ from dataclasses import dataclass
 
 import numpy as np
 from scipy import stats
-from sklearn.metrics import roc_auc_score
 
 
 def _midranks(values: np.ndarray) -> np.ndarray:
@@ -74,14 +73,28 @@ def delong_test(
 def bootstrap_auc_interval(
     y: np.ndarray, scores: np.ndarray, rounds: int, confidence_level: float, seed: int
 ) -> tuple[float, float]:
-    """Percentile bootstrap interval of ROC AUC, resampling cases with replacement."""
+    """Percentile bootstrap interval of ROC AUC, resampling cases with replacement.
+
+    Each round draws the same resample as `roc_auc_score(y[idx], scores[idx])` would see and
+    gets the same AUC, but from counts: the scores are ranked once, and a round is a few
+    weighted bincounts (O(n) instead of a sort), so 1,000 rounds on 250,000 test rows take
+    seconds, not minutes.
+    """
     rng = np.random.default_rng(seed)
     y, scores = np.asarray(y), np.asarray(scores)
+    n = len(y)
+    levels, position = np.unique(scores, return_inverse=True)  # tied scores share a level
+    # A case's level, with the negatives' levels shifted past the positives' (one bincount).
+    shifted = np.where(y == 1, position, position + len(levels))
     aucs = []
     for _ in range(rounds):
-        idx = rng.integers(0, len(y), len(y))
-        if y[idx].min() != y[idx].max():
-            aucs.append(roc_auc_score(y[idx], scores[idx]))
+        tally = np.bincount(shifted[rng.integers(0, n, n)], minlength=2 * len(levels))
+        pos, neg = tally[: len(levels)].astype(np.float64), tally[len(levels) :]
+        n_pos, n_neg = pos.sum(), neg.sum()
+        if n_pos == 0 or n_neg == 0:
+            continue
+        below = np.cumsum(neg) - neg  # negatives scored strictly lower, per level
+        aucs.append(float(np.dot(pos, below + 0.5 * neg) / (n_pos * n_neg)))
     tail = (1 - confidence_level) / 2 * 100
     low, high = np.percentile(aucs, [tail, 100 - tail])
     return float(low), float(high)

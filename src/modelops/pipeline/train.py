@@ -46,6 +46,7 @@ class TrainResult:
     data_md5: str
     train_rows: int
     fit_seconds: float
+    data_batches: int = 0  # source batches in the training table (lineage.json lists them)
 
 
 def build_pipeline(params: Params) -> Pipeline:
@@ -132,8 +133,10 @@ def train_and_log(
     model_dir: Path,
     run_file: Path,
     settings: TrackingSettings,
+    lineage: Path | None = None,
 ) -> TrainResult:
-    """Fit, log an MLflow run (params, metrics, model + signature + reference), save locally."""
+    """Fit, log an MLflow run (params, metrics, model + signature + reference, the data's
+    lineage: base hash, batches and their hashes), save locally."""
     import mlflow
     from mlflow.models import infer_signature
 
@@ -148,6 +151,8 @@ def train_and_log(
         params.train.reference_bins,
     )
     commit, data_md5 = git_commit(), file_md5(raw_data_path)
+    lineage_data = json.loads(lineage.read_text()) if lineage is not None else {"batches": []}
+    batches = [str(b["name"]) for b in lineage_data.get("batches", [])]
     registry = open_registry(settings)
     experiment_id = registry.experiment_id(settings.experiment_name, artifact_location(settings))
     use_for_run_logging(settings)
@@ -167,8 +172,11 @@ def train_and_log(
                 "data_md5": data_md5,
                 "data_path": str(raw_data_path),
                 "pipeline_stage": "train",
+                **lineage_tags(lineage_data),
             }
         )
+        if lineage is not None:
+            mlflow.log_artifact(str(lineage), artifact_path="data")
         reference_path = Path(tmp) / REFERENCE_FILE
         reference_path.write_text(json.dumps(reference, indent=1))
         example = features.head(5)
@@ -201,10 +209,29 @@ def train_and_log(
         data_md5=data_md5,
         train_rows=len(frame),
         fit_seconds=round(fit_seconds, 3),
+        data_batches=len(batches),
     )
     run_file.parent.mkdir(parents=True, exist_ok=True)
     run_file.write_text(json.dumps(asdict(result), indent=2) + "\n")
     return result
+
+
+TAG_LIMIT = 4000  # characters of the batch list kept in a tag; lineage.json has them all
+
+
+def lineage_tags(lineage: dict[str, Any]) -> dict[str, str]:
+    """Run tags for the data's lineage: the base table's hash, how many batches, and which
+    (`name:md5`, newest last; the artifact data/lineage.json lists them all)."""
+    batches = [f"{b['name']}:{b['md5']}" for b in lineage.get("batches", [])]
+    listed = ",".join(batches)
+    if len(listed) > TAG_LIMIT:
+        kept = listed[-TAG_LIMIT:].split(",", 1)[-1]
+        listed = f"(+{len(batches) - len(kept.split(','))} older, see data/lineage.json),{kept}"
+    tags = {"data_batch_count": str(len(batches)), "data_batches": listed}
+    base = lineage.get("base") or {}
+    if base.get("md5"):
+        tags["base_data_md5"] = str(base["md5"])
+    return tags
 
 
 def read_run(run_file: Path) -> TrainResult:

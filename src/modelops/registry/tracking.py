@@ -64,14 +64,27 @@ def file_md5(path: str | Path) -> str:
     return digest.hexdigest()
 
 
+# What `dvc repro` itself rewrites while it runs: not a change of the sources trained from.
+PIPELINE_WRITES = ("dvc.lock", "reports")
+
+
 def git_commit(cwd: str | Path = ".") -> str:
-    """Current commit, suffixed with -dirty when tracked files changed; 'unknown' outside git."""
+    """Current commit, suffixed with -dirty when tracked files changed (other than the lock
+    file and the reports the pipeline writes as it runs); 'unknown' outside git."""
     try:
         commit = subprocess.run(
             ["git", "rev-parse", "HEAD"], cwd=cwd, capture_output=True, text=True, check=True
         ).stdout.strip()
         dirty = subprocess.run(
-            ["git", "status", "--porcelain", "--untracked-files=no"],
+            [
+                "git",
+                "status",
+                "--porcelain",
+                "--untracked-files=no",
+                "--",
+                ".",
+                *(f":(exclude){path}" for path in PIPELINE_WRITES),
+            ],
             cwd=cwd,
             capture_output=True,
             text=True,
