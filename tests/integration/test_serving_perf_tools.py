@@ -90,7 +90,9 @@ def test_loadtest_fails_on_any_error(trained_model: dict[str, Any], tmp_path: Pa
     assert any(r.startswith("error rate") for r in summary["reasons"])
 
 
-def test_bench_serve_compares_mlflow_and_the_ceiling(trained_model: dict[str, Any], tmp_path: Path) -> None:
+def test_bench_serve_compares_mlflow_and_the_ceiling(
+    trained_model: dict[str, Any], tmp_path: Path
+) -> None:
     out = tmp_path / "serve.json"
     done = subprocess.run(
         [sys.executable, "-m", "modelops.bench.serve", "bench",
