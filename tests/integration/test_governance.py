@@ -201,7 +201,8 @@ def test_register_logs_a_model_card(world: dict[str, Any]) -> None:
     for segment, seg in metrics["segments"].items():
         if seg["roc_auc"] is not None:
             assert (
-                f"| {segment} | {seg['rows']} | {seg['positives']} | {seg['roc_auc']:.3f} |" in card
+                f"| `{segment}` | {seg['rows']} | {seg['positives']} | {seg['roc_auc']:.3f} |"
+                in card
             )
     assert "**passed**: all gate checks passed." in card
     assert f"| MLflow run | `{ref.run_id}` |" in card
