@@ -233,6 +233,7 @@ def test_good_challenger_is_promoted_through_every_step(store: Store, run_dir: P
     done = canary(store, run_dir)
     assert done.returncode == 0, done.stdout + done.stderr
     assert "PROMOTED" in done.stdout
+    assert "receipt: models:/" in done.stdout  # the decision's receipt, on the version's run
     state = load_state(run_dir / "canary-state.json")
     assert state.phase == Phase.SUCCEEDED
     applied = [w for _, w in state.weights]

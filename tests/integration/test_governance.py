@@ -39,7 +39,7 @@ from modelops.registry.receipts import read_receipts
 from modelops.registry.retire import retire_version
 from modelops.registry.tracking import file_md5
 from tests.fixtures.canary_fakes import CANARY, STABLE, FakeClock, FakeMetrics, FakeRouter, Track
-from tests.integration.test_registry import gate_report, train_into
+from tests.integration.test_registry import gate_report
 
 pytestmark = pytest.mark.integration
 
@@ -86,12 +86,25 @@ def canary(
     return outcome, metrics
 
 
+def run_in_server(store: RegistryClient, trained: dict[str, Any], run_file: Path) -> None:
+    """The session's trained model as a run of the server (its files logged there): training
+    again would only repeat what tests/integration/test_registry.py covers, slowly."""
+    client = store.mlflow
+    run_id = client.create_run(store.experiment_id("governance", None)).info.run_id
+    trained_run = json.loads(Path(trained["run_file"]).read_text())
+    client.log_artifacts(run_id, str(trained["model_dir"]), "model")
+    client.set_tag(run_id, "git_commit", trained_run["git_commit"])
+    client.set_terminated(run_id)
+    run = {**trained_run, "run_id": run_id, "model_uri": f"runs:/{run_id}/model"}
+    run_file.write_text(json.dumps(run))
+
+
 @pytest.fixture(scope="module")
 def world(
     mlflow_server: str,
     tmp_path_factory: pytest.TempPathFactory,
     params: Params,
-    split_frames,
+    trained_model: dict[str, Any],
     repo_root: Path,
 ) -> dict[str, Any]:
     root = tmp_path_factory.mktemp("governance")
@@ -106,7 +119,8 @@ def world(
             )
         }
     )
-    train_into(mlflow_server, root, ours, split_frames, repo_root)
+    store = RegistryClient(mlflow_server)
+    run_in_server(store, trained_model, root / "run.json")
     gate_report(root, 1.0, ours)
     (root / "reports").mkdir()
     for report in ("metrics.json", "data_validation.json"):  # the evaluate/validate outputs
@@ -121,18 +135,15 @@ def world(
         "envs": envs,
         "params": fast,
         "repo_root": repo_root,
-        "store": RegistryClient(mlflow_server),
+        "store": store,
     }
     world["register"] = cli(
         world, "register", "--run-file", "run.json", "--gate-report", "gate.json"
     )
     assert world["register"].returncode == 0, world["register"].stderr
-    store: RegistryClient = world["store"]
     run = json.loads((root / "run.json").read_text())
     for _ in (2, 3):  # more versions of the same run, as a re-registration would give
-        store.mlflow.create_model_version(
-            NAME, run["model_uri"], run_id=run["run_id"], model_id=run["model_uri"][8:]
-        )
+        store.mlflow.create_model_version(NAME, run["model_uri"], run_id=run["run_id"])
     store.set_alias(NAME, "challenger", "3")
     store.tag_version(NAME, "1", {"image": STABLE})
     store.set_alias(NAME, "champion", "1")
@@ -190,7 +201,8 @@ def test_register_logs_a_model_card(world: dict[str, Any]) -> None:
     for segment, seg in metrics["segments"].items():
         if seg["roc_auc"] is not None:
             assert (
-                f"| {segment} | {seg['rows']} | {seg['positives']} | {seg['roc_auc']:.3f} |" in card
+                f"| `{segment}` | {seg['rows']} | {seg['positives']} | {seg['roc_auc']:.3f} |"
+                in card
             )
     assert "**passed**: all gate checks passed." in card
     assert f"| MLflow run | `{ref.run_id}` |" in card

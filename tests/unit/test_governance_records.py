@@ -94,7 +94,7 @@ def test_a_stale_dvc_lock_is_called_out(params: Params, repo_root: Path, tmp_pat
     assert f"`{'e' * 32}` in dvc.lock, but the training run read `{'d' * 32}`" in text
     assert "Champion version 3: ROC AUC 0.800, difference +0.0120" in text
     assert f"| dvc.lock MD5 | `{file_md5(tmp_path / 'dvc.lock')}` |" in text
-    assert "| __missing__ | 1 | 1 | n/a (one class only) |" in text
+    assert "| `__missing__` | 1 | 1 | n/a (one class only) |" in text
 
 
 @pytest.mark.parametrize(

@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
 from modelops.cli.common import DEFAULT_PARAMS, ParamsOption, actor, registry
 from modelops.config import load_params
 from modelops.errors import Refused
+
+if TYPE_CHECKING:
+    from modelops.deploy.controller import Outcome
+    from modelops.registry.client import RegistryClient
 
 app = typer.Typer(
     no_args_is_help=True, help="Images, canary releases, rollbacks and the GitOps state."
@@ -226,7 +230,7 @@ def _check_queries(env: str, window: int, offset: int) -> dict[str, dict[str, li
     }
 
 
-def _record_receipt(store: Any, outcome: Any, env_dir: Path | None) -> None:
+def _record_receipt(store: RegistryClient, outcome: Outcome, env_dir: Path | None) -> None:
     """Append the decision's receipt to the version (registry/receipts.py); a failure to record
     it is reported loudly but does not change the canary's exit code (traffic already moved)."""
     import hashlib

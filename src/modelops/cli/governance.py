@@ -25,7 +25,8 @@ def _detail(event: dict[str, Any]) -> str:
     if kind == "registered":
         return (
             f"run {event['run_id'][:12]}, commit {str(event['git_commit'])[:12]}, data "
-            f"{event['data_md5'] or '?'}, gate {event['gate'] or '?'} (AUC {event['gate_auc']})"
+            f"{str(event['data_md5'] or '?')[:12]}, gate {event['gate'] or '?'} "
+            f"(AUC {event['gate_auc'] or '?'})"
         )
     if kind == "canary":
         return f"{event['result']} after {event['duration_s']} s: {event['reason']}"
@@ -70,9 +71,10 @@ def history(
     found = model_history(registry(), name, env)
     if as_json:
         typer.echo(json.dumps(found, indent=2))
+    elif not found["events"] and env:
+        typer.echo(f"{name}: nothing recorded in {env} yet (no canary, approval or rollback)")
     elif not found["events"]:
-        where = f" in {env}" if env else ""
-        typer.echo(f"{name}: nothing recorded{where} yet (`make run` registers the first version)")
+        typer.echo(f"{name}: no versions registered yet (`make run` registers the first)")
     else:
         typer.echo(_table(found))
 

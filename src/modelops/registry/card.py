@@ -208,7 +208,7 @@ def _metrics_section(card: ModelCard) -> list[str]:
             auc_text = _num(seg.get("roc_auc")) if seg.get("roc_auc") is not None else "n/a"
             if seg.get("roc_auc") is None:
                 auc_text += " (one class only)"
-            lines.append(f"| {name} | {seg.get('rows')} | {seg.get('positives')} | {auc_text} |")
+            lines.append(f"| `{name}` | {seg.get('rows')} | {seg.get('positives')} | {auc_text} |")
     return lines
 
 
@@ -226,14 +226,15 @@ def _gate_section(card: ModelCard) -> list[str]:
     )
     champion = g.get("champion")
     if champion:
-        lines.append(
+        lines += [
+            "",
             f"Champion version {champion['champion_version']}: ROC AUC "
             f"{_num(champion['champion_auc'])}, difference {champion['difference']:+.4f} "
             f"(CI {champion['ci_low']:+.4f} to {champion['ci_high']:+.4f}, "
-            f"p = {champion['p_value']:.3g})."
-        )
+            f"p = {champion['p_value']:.3g}).",
+        ]
     elif g.get("champion_note"):
-        lines.append(f"{str(g['champion_note']).capitalize()}.")
+        lines += ["", f"{str(g['champion_note']).capitalize()}."]
     return lines
 
 
