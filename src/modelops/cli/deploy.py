@@ -119,7 +119,8 @@ def canary(
         bool, typer.Option(help="finish the canary saved in --run-dir (after a crash)")
     ] = False,
     interval: Annotated[
-        float | None, typer.Option(help="seconds per analysis (default canary.interval_seconds)")
+        float | None,
+        typer.Option(help="seconds per step (default canary.interval_seconds; checks stay <= it)"),
     ] = None,
     rows: Annotated[
         Path | None,

@@ -7,9 +7,12 @@
 - initializing: record the images of both versions in the registry. A first deploy (no stable
   version) runs the smoke test (/ready and a few predictions, a callable the caller gives) and
   goes straight to promoting; a failed smoke test rolls back (nothing was moved).
-- progressing: per step, the router applies the canary weight, the controller waits one
-  interval and analyses it (see analysis.py). All checks passed: next step (after the last
-  one: promoting). A failed check counts one failure for that check; a check reaching
+- progressing: per step, the router applies the canary weight; every
+  `canary.check_interval_seconds` the controller analyses the traffic (see analysis.py: 5xx,
+  p99 and request counts over a short sliding window, the score PSI over the step so far),
+  so a hard failure is caught within a few checks. All checks passed once the step has run
+  `canary.interval_seconds`: next step (after the last one: promoting). A failed check
+  counts one failure for that check; a check reaching
   `canary.failure_threshold` failures in this release (counted in total over all steps, not
   consecutively, so a flapping canary is caught too) rolls back. Failed below the threshold
   or inconclusive: the step is analysed again, until `canary.progress_deadline_seconds`
@@ -238,25 +241,35 @@ class CanaryController:
             self._applied = True
             state.weights.append((self.clock(), weight))
             self._event(state, f"step {state.step_index + 1}/{len(state.steps)}: canary {weight}%")
-        self.sleep(c.interval_seconds)
+        self.sleep(c.check_every_s)
         now = self.clock()
+        assert state.step_started_at is not None
+        age = max(0.0, now - state.step_started_at)
         offset = 0.0
         if weight == 100:
             # Stable gets no traffic now: compare with its last window before this step.
-            assert state.step_started_at is not None
-            offset = max(0.0, now - state.step_started_at)
-        analysis = analyse(self.metrics, self.params, self.env, c.interval_seconds, offset)
+            offset = age
+        # Hard checks over a short sliding window; the score PSI over the step so far.
+        analysis = analyse(
+            self.metrics,
+            self.params,
+            self.env,
+            min(c.hard_window_s, age) if age > 0 else c.hard_window_s,
+            offset,
+            score_window_s=min(c.interval_seconds, age) if age > 0 else c.interval_seconds,
+        )
         state.history.append(StepRecord(now, state.step_index, weight, analysis))
         log.info(
-            "step %d (%d%%): %s - %s",
+            "step %d (%d%%) +%.0fs: %s - %s",
             state.step_index + 1,
             weight,
+            age,
             analysis.verdict,
             analysis.summary(),
         )
-        self._judge(state, analysis)
+        self._judge(state, analysis, age)
 
-    def _judge(self, state: CanaryState, analysis: Analysis) -> None:
+    def _judge(self, state: CanaryState, analysis: Analysis, age: float) -> None:
         c = self.params.canary
         weight = state.steps[state.step_index]
         for name in analysis.failed:
@@ -272,6 +285,8 @@ class CanaryController:
                 for message, names in by_message.items()
             )
             self._transition(state, Phase.ROLLING_BACK, f"at {weight}%: {why}")
+        elif analysis.verdict == "passed" and age < c.interval_seconds - 1e-6:
+            self._save(state)  # healthy so far; the step is watched for its whole interval
         elif analysis.verdict == "passed":
             if state.step_index + 1 < len(state.steps):
                 state.step_index += 1

@@ -87,7 +87,8 @@ def render_markdown(state: CanaryState, params: Params) -> str:
         f"| canary | {r.canary_version} (`{r.canary_image}`) |",
         f"| stable | {stable} |",
         f"| steps | {', '.join(f'{s}%' for s in state.steps)} |",
-        f"| interval | {c.interval_seconds:g} s |",
+        f"| step interval | {c.interval_seconds:g} s (score PSI over the step so far) |",
+        f"| checks | every {c.check_every_s:g} s, 5xx/p99/requests over {c.hard_window_s:g} s |",
         f"| progress deadline | {c.progress_deadline_seconds:g} s per step |",
         f"| failure threshold | {c.failure_threshold} failures of one check |",
         f"| started | {_utc(state.started_at)} |",
@@ -109,6 +110,8 @@ def render_markdown(state: CanaryState, params: Params) -> str:
     for n, record in enumerate(state.history, start=1):
         a = record.analysis
         window = f"{a.window_s}s window"
+        if a.score_window_s is not None and a.score_window_s != a.window_s:
+            window += f" (score PSI {a.score_window_s}s)"
         if a.stable_offset_s:
             window += f", stable read {a.stable_offset_s}s earlier (no stable traffic at 100%)"
         lines += [
