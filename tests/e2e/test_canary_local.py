@@ -8,7 +8,7 @@ failures of a check roll back; the load (50 requests/s of 25 real rows) gives th
 500 scored rows per interval at 10 %, over the PSI check's minimum here (400).
 
 The champion is the session's trained model; the challengers
-(tests/fixtures/canary_models.py) are real MLflow models: a fresh training run (good), and
+(src/modelops/bench/challengers.py) are real MLflow models: a fresh training run (good), and
 ones that fail on part of the inputs, are slow, or score far higher than the champion.
 `--keep-env` leaves the processes running after the decision, so each test then checks
 through nginx itself which model answers, and stops them.
@@ -34,6 +34,7 @@ import pandas as pd
 import pytest
 import yaml
 
+from modelops.bench import challengers as canary_models
 from modelops.config import Params
 from modelops.deploy.gitops import TrafficSplit, read_state, write_state
 from modelops.deploy.local.env import LocalEnv
@@ -48,7 +49,6 @@ from modelops.registry.client import (
 )
 from modelops.registry.tracking import TrackingSettings
 from tests.conftest import REPO_ROOT
-from tests.fixtures import canary_models
 
 pytestmark = pytest.mark.e2e
 

@@ -330,9 +330,14 @@ def _service_env(
         "MODELOPS_TRACK": track,
         "MODELOPS_ENVIRONMENT": env_label,
         "MODELOPS_IMAGE_TAG": image,
-        "MODELOPS_PREDICTION_LOG": str(logs / f"{track}-predictions.jsonl"),
+        "MODELOPS_PREDICTION_LOG": str(prediction_log_path(logs.parent, track)),
         **(extra or {}),
     }
+
+
+def prediction_log_path(run_dir: Path, track: str) -> Path:
+    """Where the rehearsal's `track` service writes its prediction log."""
+    return Path(run_dir) / "logs" / f"{track}-predictions.jsonl"
 
 
 def apply_desired_state(run_dir: Path, values: Mapping[str, Any]) -> TrafficSplit:
