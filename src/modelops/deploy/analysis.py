@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from typing import Any, Literal
 
 import numpy as np
@@ -55,6 +55,14 @@ class CheckResult:
     threshold: float | None
     verdict: Verdict
     message: str
+    query: str = ""  # the canary side's PromQL: what a reader runs to see the value again
+
+    def evidence(self) -> str:
+        """What was measured, the limit and the query behind it (for a decision's reason)."""
+        return (
+            f"{self.name} measured {_show(self.canary)}, threshold {_show(self.threshold)}, "
+            f"query {self.query or '-'}"
+        )
 
     def to_dict(self) -> dict[str, Any]:
         return {k: _json_number(v) for k, v in asdict(self).items()}
@@ -114,6 +122,10 @@ class Analysis:
             stable_offset_s=int(data.get("stable_offset_s", 0)),
             score_window_s=data.get("score_window_s"),
         )
+
+
+def _show(value: float | None) -> str:
+    return "no data" if value is None else f"{value:.4g}"
 
 
 def _json_number(value: Any) -> Any:
@@ -442,4 +454,11 @@ def analyse(
     checks = [
         _query_failed(r, errors[r.name]) if errors[r.name] else r for r in [requests, *others]
     ]
+    queries = {
+        "requests": requests_query(env, "canary", window),
+        "error_rate": errors_query(env, "canary", window),
+        "p99_latency": p99_query(env, "canary", window),
+        "score_psi": score_buckets_query(env, "canary", score_window),
+    }
+    checks = [replace(r, query=queries[r.name]) for r in checks]
     return Analysis(tuple(checks), window, offset, score_window)

@@ -40,7 +40,9 @@ from __future__ import annotations
 
 import logging
 import math
+import os
 import time
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -55,12 +57,15 @@ from modelops.deploy.report import write_prom, write_reports
 from modelops.deploy.router import Router
 from modelops.deploy.state import (
     CanaryState,
+    Lock,
     Phase,
     Release,
     StateError,
     StepRecord,
     load_state,
+    read_lock,
     save_state,
+    write_lock,
 )
 from modelops.errors import ModelopsError, RouterError
 
@@ -80,6 +85,7 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 STATE_FILE = "canary-state.json"
+LOCK_FILE = "canary.lock"
 SmokeTest = Callable[[Release], None]  # raises (any exception) when the service is not fit
 
 
@@ -125,6 +131,7 @@ class CanaryController:
         sleep: Callable[[float], None] = time.sleep,
         clock: Callable[[], float] = time.time,
         plot: bool = True,
+        supersede_wait_s: float | None = None,
     ) -> None:
         self.router = router
         self.metrics = metrics
@@ -138,6 +145,14 @@ class CanaryController:
         self.clock = clock
         self.plot = plot  # False: no timeline.png (matplotlib takes ~0.5 s per write)
         self._applied = False  # has this process applied the current step yet?
+        self.owner = uuid.uuid4().hex[:12]  # this controller run, in the lock and the state
+        self.lock_file = self.state_file.with_name(LOCK_FILE)
+        # How long a newer candidate waits for the old controller to abort by itself.
+        self.supersede_wait_s = (
+            supersede_wait_s
+            if supersede_wait_s is not None
+            else params.canary.check_every_s + params.canary.query_timeout_seconds * 8 + 30
+        )
 
     # Entry points ---------------------------------------------------------------------------
 
@@ -146,18 +161,30 @@ class CanaryController:
         if self.state_file.exists():
             previous = load_state(self.state_file)
             if not previous.phase.terminal:
-                raise StateError(
-                    f"{self.state_file}: a canary of {previous.release.model_name} version "
-                    f"{previous.release.canary_version} is still {previous.phase.value}; finish "
-                    "it with resume() (`modelops deploy canary --resume`) before starting another"
-                )
+                running = previous.release.canary_version
+                deciding = previous.phase in (Phase.PROMOTING, Phase.ROLLING_BACK)
+                if deciding or not is_newer(release.canary_version, running):
+                    raise StateError(
+                        f"{self.state_file}: a canary of {previous.release.model_name} version "
+                        f"{running} is still {previous.phase.value}"
+                        + (
+                            ""
+                            if deciding
+                            else f", and version {release.canary_version} is not newer"
+                        )
+                        + "; finish it with resume() "
+                        "(`modelops deploy canary --resume`) before starting another"
+                    )
+                self._supersede(previous, release)
         self._check_live_stable(release)
+        self._take_lock(release.canary_version)
         now = self.clock()
         state = CanaryState(
             release=release,
             env=self.env,
             steps=list(self.params.canary.steps),
             started_at=now,
+            owner=self.owner,
         )
         self._event(state, f"canary of {release.model_name} {release.canary_version} started")
         return self._drive(state)
@@ -168,6 +195,11 @@ class CanaryController:
         if state.phase.terminal:
             log.info("%s: canary already %s, nothing to do", self.state_file, state.phase.value)
             return self._outcome(state)
+        lock = read_lock(self.lock_file)
+        if lock is None or lock.canary_version == state.release.canary_version:
+            self._take_lock(state.release.canary_version)
+            state.owner = self.owner
+        # else: a newer candidate took the run over; the next check aborts this canary.
         self._event(state, f"resumed in phase {state.phase.value}")
         self._applied = False
         return self._drive(state)
@@ -192,6 +224,18 @@ class CanaryController:
                     log.warning("interrupted while progressing: rolling back")
                     self._transition(
                         state, Phase.ROLLING_BACK, "interrupted (SIGINT) while progressing"
+                    )
+                except (StateError, RollbackFailed, PromotionFailed):
+                    raise
+                except Exception as error:
+                    if state.phase != Phase.PROGRESSING:
+                        raise
+                    # A bug or an unexpected answer must not leave traffic split unwatched.
+                    log.exception("controller error while progressing: rolling back")
+                    self._transition(
+                        state,
+                        Phase.ROLLING_BACK,
+                        f"controller error while progressing ({type(error).__name__}: {error})",
                     )
         finally:
             write_reports(state, self.report_dir, self.params, plot=self.plot)
@@ -223,6 +267,8 @@ class CanaryController:
     def _progress(self, state: CanaryState) -> None:
         c = self.params.canary
         weight = state.steps[state.step_index]
+        if self._lost_lock(state):
+            return
         if state.step_started_at is not None and self._past_deadline(state):
             self._transition(state, Phase.ROLLING_BACK, self._deadline_reason(state))
             return
@@ -242,6 +288,8 @@ class CanaryController:
             state.weights.append((self.clock(), weight))
             self._event(state, f"step {state.step_index + 1}/{len(state.steps)}: canary {weight}%")
         self.sleep(c.check_every_s)
+        if self._lost_lock(state):
+            return
         now = self.clock()
         assert state.step_started_at is not None
         age = max(0.0, now - state.step_started_at)
@@ -281,7 +329,8 @@ class CanaryController:
                 by_message.setdefault(analysis.check(n).message, []).append(n)
             why = "; ".join(
                 f"{', '.join(f'{n} failed {state.failures[n]} times' for n in names)} "
-                f"(threshold {c.failure_threshold}): {message}"
+                f"(threshold {c.failure_threshold}): {message} "
+                f"[{'; '.join(analysis.check(n).evidence() for n in names)}]"
                 for message, names in by_message.items()
             )
             self._transition(state, Phase.ROLLING_BACK, f"at {weight}%: {why}")
@@ -342,6 +391,9 @@ class CanaryController:
                     f"{split.stable_model_version}) at 100 % now, or fix the router and run "
                     f"`modelops deploy canary --resume` (state: {self.state_file})"
                 ) from error
+        if state.superseded_by is not None:  # not judged bad: nothing to tag rejected
+            self._transition(state, Phase.FAILED, state.reason, decided=True)
+            return
         try:
             self._with_retries(
                 "tag the version rejected",
@@ -360,6 +412,58 @@ class CanaryController:
     def _apply_stable(self, state: CanaryState) -> None:
         self.router.apply(state.release.stable_split())
         state.weights.append((self.clock(), 0))
+
+    # Ownership: a newer candidate supersedes a running canary ---------------------------------
+
+    def _take_lock(self, version: str) -> None:
+        write_lock(self.lock_file, Lock(self.owner, version, os.getpid(), self.clock()))
+
+    def _lost_lock(self, state: CanaryState) -> bool:
+        """True (and rolling back) when a newer candidate took this run folder over."""
+        lock = read_lock(self.lock_file)
+        if lock is None or lock.owner == self.owner or not state.owner:
+            return False
+        if lock.canary_version == state.release.canary_version:
+            raise StateError(
+                f"another controller (run {lock.owner}, pid {lock.pid}) resumed the canary of "
+                f"version {lock.canary_version}; this one stops and leaves it to that one"
+            )
+        state.superseded_by = lock.canary_version
+        self._transition(
+            state, Phase.ROLLING_BACK, f"superseded by v{lock.canary_version}: analysis aborted"
+        )
+        return True
+
+    def _supersede(self, previous: CanaryState, release: Release) -> None:
+        """Abort the running canary `previous` for the newer `release`, then start fresh.
+
+        The lock names the new version at once; the old controller sees it at its next check
+        and rolls back to stable. If it does not finish within `supersede_wait_s` (it died),
+        this controller rolls the old canary back itself. The old state is kept beside the new
+        one as canary-state.superseded-v<old>.json.
+        """
+        old = previous.release.canary_version
+        log.warning(
+            "version %s supersedes the running canary of version %s", release.canary_version, old
+        )
+        self._take_lock(release.canary_version)
+        deadline = self.clock() + self.supersede_wait_s
+        state = previous
+        while not state.phase.terminal and self.clock() < deadline:
+            self.sleep(1.0)
+            state = load_state(self.state_file)
+        if not state.phase.terminal:
+            state.superseded_by = release.canary_version
+            state.phase = Phase.ROLLING_BACK
+            state.reason = (
+                f"superseded by v{release.canary_version}: analysis aborted (its controller "
+                f"did not answer within {self.supersede_wait_s:g}s)"
+            )
+            self._event(state, state.reason)
+            self._roll_back(state)
+            write_reports(state, self.report_dir, self.params, plot=self.plot)
+        archive = self.state_file.with_name(f"canary-state.superseded-v{old}.json")
+        os.replace(self.state_file, archive)
 
     # Helpers --------------------------------------------------------------------------------
 
@@ -442,6 +546,14 @@ class CanaryController:
             analyses=len(state.history),
             duration_s=max(0.0, end - state.started_at) if state.started_at else math.nan,
         )
+
+
+def is_newer(candidate: str, running: str) -> bool:
+    """A candidate supersedes the running canary if it is a later version (numbers compared
+    as numbers; other labels: any different one)."""
+    if candidate.isdigit() and running.isdigit():
+        return int(candidate) > int(running)
+    return candidate != running
 
 
 def reports_of(report_dir: Path) -> dict[str, Path]:

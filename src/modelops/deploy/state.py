@@ -135,6 +135,8 @@ class CanaryState:
     reason: str = ""
     started_at: float = 0.0
     decided_at: float | None = None
+    owner: str = ""  # the controller run that drives this canary (see `Lock`)
+    superseded_by: str | None = None  # the newer version that aborted this canary
 
     @property
     def weight(self) -> int:
@@ -161,6 +163,8 @@ class CanaryState:
             "reason": self.reason,
             "started_at": self.started_at,
             "decided_at": self.decided_at,
+            "owner": self.owner,
+            "superseded_by": self.superseded_by,
         }
 
     @classmethod
@@ -179,7 +183,44 @@ class CanaryState:
             reason=str(data.get("reason", "")),
             started_at=float(data.get("started_at", 0.0)),
             decided_at=data.get("decided_at"),
+            owner=str(data.get("owner", "")),
+            superseded_by=data.get("superseded_by"),
         )
+
+
+@dataclass(frozen=True)
+class Lock:
+    """Who owns a run folder's canary: the controller run and the version it rolls out.
+
+    A controller writes it when it starts (or resumes) and reads it before every analysis; a
+    newer candidate takes it over, and the controller that lost it aborts its canary (stable
+    at 100 %, reason "superseded by vN") at its next check.
+    """
+
+    owner: str
+    canary_version: str
+    pid: int
+    at: float
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def write_lock(path: Path, lock: Lock) -> None:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    write_bytes_atomic(path, (json.dumps(lock.to_dict(), indent=2) + "\n").encode("utf-8"))
+
+
+def read_lock(path: Path) -> Lock | None:
+    """The lock in `path`, or None when there is none (or it is unreadable: nobody owns it)."""
+    try:
+        data = json.loads(Path(path).read_text(encoding="utf-8"))
+        return Lock(
+            str(data["owner"]), str(data["canary_version"]), int(data["pid"]), float(data["at"])
+        )
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
 
 
 def save_state(path: Path, state: CanaryState) -> None:
