@@ -53,6 +53,7 @@ from modelops.deploy.analysis import Analysis, analyse
 from modelops.deploy.gitops import TrafficSplit
 from modelops.deploy.metrics import MetricProvider
 from modelops.deploy.promoter import Promoter
+from modelops.deploy.replay import RECORD_FILE, RecordingMetrics, append_record
 from modelops.deploy.report import write_prom, write_reports
 from modelops.deploy.router import Router
 from modelops.deploy.state import (
@@ -132,9 +133,13 @@ class CanaryController:
         clock: Callable[[], float] = time.time,
         plot: bool = True,
         supersede_wait_s: float | None = None,
+        record: Path | None = None,
     ) -> None:
         self.router = router
-        self.metrics = metrics
+        # Every analysis's answers go to `record` (JSON lines) for `replay`.
+        self.recorder = RecordingMetrics(metrics) if record is not None else None
+        self.record = record
+        self.metrics: MetricProvider = self.recorder or metrics
         self.promoter = promoter
         self.params = params
         self.env = env
@@ -178,6 +183,8 @@ class CanaryController:
                 self._supersede(previous, release)
         self._check_live_stable(release)
         self._take_lock(release.canary_version)
+        if self.record is not None:
+            self.record.unlink(missing_ok=True)  # one recording per release
         now = self.clock()
         state = CanaryState(
             release=release,
@@ -298,14 +305,18 @@ class CanaryController:
             # Stable gets no traffic now: compare with its last window before this step.
             offset = age
         # Hard checks over a short sliding window; the score PSI over the step so far.
+        window = min(c.hard_window_s, age) if age > 0 else c.hard_window_s
+        score_window = min(c.interval_seconds, age) if age > 0 else c.interval_seconds
         analysis = analyse(
-            self.metrics,
-            self.params,
-            self.env,
-            min(c.hard_window_s, age) if age > 0 else c.hard_window_s,
-            offset,
-            score_window_s=min(c.interval_seconds, age) if age > 0 else c.interval_seconds,
+            self.metrics, self.params, self.env, window, offset, score_window_s=score_window
         )
+        if self.recorder is not None and self.record is not None:
+            context = {
+                "at": now, "env": self.env, "step": state.step_index, "steps": len(state.steps),
+                "weight": weight, "age_s": age, "window_s": window, "stable_offset_s": offset,
+                "score_window_s": score_window, "canary_version": state.release.canary_version,
+            }  # fmt: skip
+            append_record(self.record, context, self.recorder.take())
         state.history.append(StepRecord(now, state.step_index, weight, analysis))
         log.info(
             "step %d (%d%%) +%.0fs: %s - %s",
@@ -573,9 +584,11 @@ def run_canary(
 ) -> Outcome:
     """The library entry point: run a canary with its state and reports in `run_dir`.
 
-    `options` go to CanaryController (smoke=, sleep=, clock=).
+    `options` go to CanaryController (smoke=, sleep=, clock=, record=; by default every
+    analysis's metrics are recorded in run_dir/metrics-record.jsonl for `replay`).
     """
     run_dir = Path(run_dir)
+    options.setdefault("record", run_dir / RECORD_FILE)
     controller = CanaryController(
         router, metrics, promoter, params, env, run_dir / STATE_FILE, run_dir, **options
     )
@@ -592,6 +605,7 @@ def resume_canary(
 ) -> Outcome:
     """Resume the canary whose state is in `run_dir` (its environment comes from the state)."""
     run_dir = Path(run_dir)
+    options.setdefault("record", run_dir / RECORD_FILE)
     env = load_state(run_dir / STATE_FILE).env
     controller = CanaryController(
         router, metrics, promoter, params, env, run_dir / STATE_FILE, run_dir, **options
