@@ -123,6 +123,23 @@ class DriftParams(_Section):
         return self
 
 
+class ShadowParams(_Section):
+    """The shadow phase: the candidate answers a mirrored copy of live requests (answers
+    discarded) and is compared with stable on the same requests before any user traffic moves.
+    """
+
+    enabled: bool = True
+    mirror_percent: int = Field(50, ge=1, le=100)
+    duration_seconds: float = Field(20.0, ge=0)
+    min_requests: int = Field(200, ge=1)
+    min_agreement: float = Field(0.95, ge=0, le=1)
+    max_mean_score_diff: float = Field(0.05, ge=0)
+    max_score_diff: float = Field(0.5, ge=0)
+    max_score_psi: float = Field(0.25, gt=0)
+    max_error_rate: float = Field(0.01, ge=0, le=1)
+    max_p99_ms: float = Field(200.0, gt=0)
+
+
 class CanaryParams(_Section):
     """The canary controller: traffic steps, analysis interval, thresholds, failure handling.
 
@@ -148,6 +165,7 @@ class CanaryParams(_Section):
     smoke_requests: int = Field(5, ge=1)
     prometheus_url: str = "http://127.0.0.1:9090"
     query_timeout_seconds: float = Field(10.0, gt=0)
+    shadow: ShadowParams = ShadowParams()
 
     @model_validator(mode="after")
     def _check_steps(self) -> CanaryParams:

@@ -65,6 +65,7 @@ CANARY = {
     "failure_threshold": 2,
     "progress_deadline_seconds": 40,
     "rollback_retry_seconds": 1,
+    "shadow": {"enabled": False},  # these tests judge the canary steps; shadow has its own
 }
 LOAD = ["--rps", "50", "--batch", "25"]
 CHECKED_REQUESTS = 60

@@ -250,13 +250,14 @@ def _replay(record: Path, params: Any) -> None:
 
 def _print_outcome(outcome: Any, prefix: str = "") -> None:
     """The timeline of analyses, the decision and where the reports are."""
+    from modelops.deploy.report import where
     from modelops.deploy.state import load_state
 
     state = load_state(outcome.state_file)
     start = state.started_at
     for record in state.history:
         typer.echo(
-            f"  +{record.at - start:6.1f}s  step {record.step + 1} ({record.weight:3d}%)  "
+            f"  +{record.at - start:6.1f}s  {where(record)} ({record.weight:3d}%)  "
             f"{record.analysis.verdict:12s} {record.analysis.summary()}"
         )
     release = outcome.release

@@ -56,6 +56,7 @@ from modelops.deploy.promoter import Promoter
 from modelops.deploy.replay import RECORD_FILE, RecordingMetrics, append_record
 from modelops.deploy.report import write_prom, write_reports
 from modelops.deploy.router import Router
+from modelops.deploy.shadow import ShadowSource, analyse_shadow
 from modelops.deploy.state import (
     CanaryState,
     Lock,
@@ -134,8 +135,12 @@ class CanaryController:
         plot: bool = True,
         supersede_wait_s: float | None = None,
         record: Path | None = None,
+        shadow: ShadowSource | None = None,
+        shadow_skip_reason: str = "no prediction-log source was given",
     ) -> None:
         self.router = router
+        self.shadow = shadow  # both tracks' prediction logs, for the shadow phase
+        self.shadow_skip_reason = shadow_skip_reason
         # Every analysis's answers go to `record` (JSON lines) for `replay`.
         self.recorder = RecordingMetrics(metrics) if record is not None else None
         self.record = record
@@ -216,6 +221,7 @@ class CanaryController:
     def _drive(self, state: CanaryState) -> Outcome:
         handlers: dict[Phase, Callable[[CanaryState], None]] = {
             Phase.INITIALIZING: self._initialize,
+            Phase.SHADOWING: self._shadowing,
             Phase.PROGRESSING: self._progress,
             Phase.PROMOTING: self._promote,
             Phase.ROLLING_BACK: self._roll_back,
@@ -225,7 +231,7 @@ class CanaryController:
                 try:
                     handlers[state.phase](state)
                 except KeyboardInterrupt:
-                    if state.phase != Phase.PROGRESSING:
+                    if state.phase not in (Phase.PROGRESSING, Phase.SHADOWING):
                         raise  # the state file says what is left; resume() finishes it
                     # Stopped by hand while traffic is split: nobody would watch the canary.
                     log.warning("interrupted while progressing: rolling back")
@@ -235,7 +241,7 @@ class CanaryController:
                 except (StateError, RollbackFailed, PromotionFailed):
                     raise
                 except Exception as error:
-                    if state.phase != Phase.PROGRESSING:
+                    if state.phase not in (Phase.PROGRESSING, Phase.SHADOWING):
                         raise
                     # A bug or an unexpected answer must not leave traffic split unwatched.
                     log.exception("controller error while progressing: rolling back")
@@ -257,6 +263,17 @@ class CanaryController:
             )
         if not release.first_deploy:
             state.step_index, state.step_started_at = 0, None
+            shadow = self.params.canary.shadow
+            if shadow.enabled and self.shadow is not None:
+                self._transition(
+                    state,
+                    Phase.SHADOWING,
+                    f"shadow phase: {shadow.mirror_percent}% of requests mirrored to the "
+                    "candidate, its answers discarded",
+                )
+                return
+            if shadow.enabled:
+                self._event(state, f"shadow phase skipped: {self.shadow_skip_reason}")
             self._transition(state, Phase.PROGRESSING, "analysis starts at the first step")
             return
         if self.smoke is None:
@@ -270,6 +287,74 @@ class CanaryController:
             self._transition(state, Phase.ROLLING_BACK, f"first deploy: smoke test failed: {error}")
             return
         self._transition(state, Phase.PROMOTING, "first deploy: smoke test passed")
+
+    def _shadowing(self, state: CanaryState) -> None:
+        """Mirror traffic to the candidate and compare its answers with stable's."""
+        c, sh = self.params.canary, self.params.canary.shadow
+        assert self.shadow is not None, "resume a shadow phase with the same prediction logs"
+        if self._lost_lock(state):
+            return
+        if not self._applied:
+            if state.shadow_started_at is None:
+                state.shadow_started_at = self.clock()
+                self._save(state)
+            try:
+                self.router.apply(state.release.shadow_split(sh.mirror_percent))
+            except RouterError as error:
+                self._transition(
+                    state, Phase.ROLLING_BACK, f"router failed to start the shadow phase: {error}"
+                )
+                return
+            self._applied = True
+        self.sleep(c.check_every_s)
+        if self._lost_lock(state):
+            return
+        now = self.clock()
+        assert state.shadow_started_at is not None
+        age = max(0.0, now - state.shadow_started_at)
+        analysis = analyse_shadow(
+            self.shadow, self.metrics, self.params, self.env, state.shadow_started_at, age
+        )
+        if self.recorder is not None:
+            self.recorder.take()  # replay covers the canary steps' PromQL analyses
+        state.history.append(StepRecord(now, -1, 0, analysis, phase="shadow"))
+        log.info("shadow +%.0fs: %s - %s", age, analysis.verdict, analysis.summary())
+        for name in analysis.failed:
+            state.failures[name] = state.failures.get(name, 0) + 1
+        over = [n for n in analysis.failed if state.failures[n] >= c.failure_threshold]
+        if over:
+            self._transition(
+                state, Phase.ROLLING_BACK, "rejected in shadow: " + self._why(state, analysis, over)
+            )
+        elif analysis.verdict == "passed" and age >= sh.duration_seconds:
+            self._applied = False
+            self._transition(
+                state,
+                Phase.PROGRESSING,
+                f"shadow passed after {age:.0f}s ({analysis.check('shadow_requests').canary:.0f}"
+                " mirrored requests): canary steps start",
+            )
+        elif age >= c.progress_deadline_seconds:
+            self._transition(
+                state,
+                Phase.ROLLING_BACK,
+                f"shadow not passed within {c.progress_deadline_seconds:g}s; last analysis: "
+                f"{analysis.summary()}",
+            )
+        else:
+            self._save(state)
+
+    def _why(self, state: CanaryState, analysis: Analysis, over: list[str]) -> str:
+        """Each check over the threshold: its count, message, value, threshold and query."""
+        by_message: dict[str, list[str]] = {}
+        for n in over:  # one cause (e.g. Prometheus gone) is said once for all its checks
+            by_message.setdefault(analysis.check(n).message, []).append(n)
+        return "; ".join(
+            f"{', '.join(f'{n} failed {state.failures[n]} times' for n in names)} "
+            f"(threshold {self.params.canary.failure_threshold}): {message} "
+            f"[{'; '.join(analysis.check(n).evidence() for n in names)}]"
+            for message, names in by_message.items()
+        )
 
     def _progress(self, state: CanaryState) -> None:
         c = self.params.canary
@@ -335,15 +420,7 @@ class CanaryController:
             state.failures[name] = state.failures.get(name, 0) + 1
         over = [n for n in analysis.failed if state.failures[n] >= c.failure_threshold]
         if over:
-            by_message: dict[str, list[str]] = {}
-            for n in over:  # one cause (e.g. Prometheus gone) is said once for all its checks
-                by_message.setdefault(analysis.check(n).message, []).append(n)
-            why = "; ".join(
-                f"{', '.join(f'{n} failed {state.failures[n]} times' for n in names)} "
-                f"(threshold {c.failure_threshold}): {message} "
-                f"[{'; '.join(analysis.check(n).evidence() for n in names)}]"
-                for message, names in by_message.items()
-            )
+            why = self._why(state, analysis, over)
             self._transition(state, Phase.ROLLING_BACK, f"at {weight}%: {why}")
         elif analysis.verdict == "passed" and age < c.interval_seconds - 1e-6:
             self._save(state)  # healthy so far; the step is watched for its whole interval
@@ -544,7 +621,7 @@ class CanaryController:
 
     def _save(self, state: CanaryState) -> None:
         save_state(self.state_file, state)
-        write_prom(state, self.report_dir / "canary.prom")
+        write_prom(state, self.report_dir / "canary.prom", self.params.canary.shadow.mirror_percent)
 
     def _outcome(self, state: CanaryState) -> Outcome:
         end = state.decided_at if state.decided_at is not None else self.clock()

@@ -22,6 +22,7 @@ STATE_VERSION = 1
 
 class Phase(StrEnum):
     INITIALIZING = "initializing"
+    SHADOWING = "shadowing"
     PROGRESSING = "progressing"
     PROMOTING = "promoting"
     SUCCEEDED = "succeeded"
@@ -83,6 +84,19 @@ class Release:
             self.stable_image, self.stable_version, self.canary_image, self.canary_version, weight
         )
 
+    def shadow_split(self, mirror_percent: int) -> TrafficSplit:
+        """All user traffic on stable, `mirror_percent` of it copied to the canary."""
+        if self.stable_image is None or self.stable_version is None:
+            raise ModelopsError("a first deploy has no stable version to mirror traffic from")
+        return TrafficSplit(
+            self.stable_image,
+            self.stable_version,
+            self.canary_image,
+            self.canary_version,
+            0,
+            mirror_percent,
+        )
+
     def promoted_split(self) -> TrafficSplit:
         """The canary is the new stable, at 100 %."""
         return TrafficSplit(self.canary_image, self.canary_version)
@@ -99,12 +113,14 @@ class StepRecord:
     step: int
     weight: int
     analysis: Analysis
+    phase: str = "canary"  # or "shadow": mirrored traffic, weight 0
 
     def to_dict(self) -> dict[str, Any]:
         return {
             "at": self.at,
             "step": self.step,
             "weight": self.weight,
+            "phase": self.phase,
             "analysis": self.analysis.to_dict(),
         }
 
@@ -115,6 +131,7 @@ class StepRecord:
             step=int(data["step"]),
             weight=int(data["weight"]),
             analysis=Analysis.from_dict(data["analysis"]),
+            phase=str(data.get("phase", "canary")),
         )
 
 
@@ -137,6 +154,7 @@ class CanaryState:
     decided_at: float | None = None
     owner: str = ""  # the controller run that drives this canary (see `Lock`)
     superseded_by: str | None = None  # the newer version that aborted this canary
+    shadow_started_at: float | None = None
 
     @property
     def weight(self) -> int:
@@ -165,6 +183,7 @@ class CanaryState:
             "decided_at": self.decided_at,
             "owner": self.owner,
             "superseded_by": self.superseded_by,
+            "shadow_started_at": self.shadow_started_at,
         }
 
     @classmethod
@@ -185,6 +204,7 @@ class CanaryState:
             decided_at=data.get("decided_at"),
             owner=str(data.get("owner", "")),
             superseded_by=data.get("superseded_by"),
+            shadow_started_at=data.get("shadow_started_at"),
         )
 
 

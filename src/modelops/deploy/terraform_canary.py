@@ -101,4 +101,9 @@ def terraform_canary(
         Path(env_dir).resolve().name,
         run_dir,
         smoke=smoke,
+        shadow_skip_reason=(
+            "the terraform target has no prediction-log source to join the two tracks' "
+            "answers (ship both tracks' logs to one place and give the controller a "
+            "ShadowSource to enable it)"
+        ),
     )
