@@ -157,18 +157,20 @@ def run_dir(tmp_path: Path) -> Iterator[Path]:
         LocalEnv.load(folder).stop()
 
 
-def command(store: Store, run_dir: Path, *extra: str) -> list[str]:
+def command(store: Store, run_dir: Path, *extra: str, params: Path | None = None) -> list[str]:
     load = [] if "--rps" in extra else LOAD
     return [
         str(BIN / "modelops"), "deploy", "canary", "--target", "local",
-        "--params", str(store.params_file),
+        "--params", str(params or store.params_file),
         "--run-dir", str(run_dir), "--rows", str(store.rows), "--keep-env", *load, *extra,
     ]  # fmt: skip
 
 
-def canary(store: Store, run_dir: Path, *extra: str, **env: str) -> subprocess.CompletedProcess:
+def canary(
+    store: Store, run_dir: Path, *extra: str, params: Path | None = None, **env: str
+) -> subprocess.CompletedProcess:
     return subprocess.run(
-        command(store, run_dir, *extra),
+        command(store, run_dir, *extra, params=params),
         cwd=REPO_ROOT,
         env=store.env(**env),
         capture_output=True,
@@ -276,6 +278,45 @@ def test_score_shift_rolls_back(store: Store, run_dir: Path) -> None:
     state = assert_rolled_back(store, run_dir, canary(store, run_dir), "shifted")
     assert over_threshold(state) == {"score_psi"}
     assert "score_psi failed 2 times" in state.reason
+
+
+def test_shadow_rejects_a_candidate_that_flips_a_segment_before_any_user_request(
+    store: Store, run_dir: Path
+) -> None:
+    """nginx mirrors every request to the candidate (same X-Request-ID), both services log
+    their answers, the shadow analysis joins them: the candidate that flips decisions for
+    renters (~22 % of rows) is rejected, and no user request was ever answered by it."""
+    store.stage("flipped")
+    raw = yaml.safe_load(store.params_file.read_text())
+    raw["canary"]["shadow"] = {"enabled": True, "mirror_percent": 100, "duration_seconds": 4,
+                               "min_requests": 50}  # fmt: skip
+    params = store.root / "params-shadow.yaml"
+    params.write_text(yaml.safe_dump(raw, sort_keys=False))
+    done = canary(store, run_dir, params=params, MODELOPS_FAST_PATH="false")
+    assert done.returncode == 3, done.stdout + done.stderr
+    state = load_state(run_dir / "canary-state.json")
+    assert state.phase == Phase.FAILED
+    assert state.reason.startswith("rejected in shadow: decision_agreement failed 2 times")
+    assert all(w == 0 for _, w in state.weights)  # user traffic never moved
+    agreement = state.history[-1].analysis.check("decision_agreement").canary
+    assert agreement is not None and 0.6 < agreement < 0.9
+    load = json.loads((run_dir / "load.json").read_text())
+    flipped, champion = store.versions["flipped"], store.versions["champion"]
+    assert set(load["by_model_version"]) == {champion}
+    canary_address = LocalEnv.load(run_dir).services["canary"].address
+    assert canary_address not in load["by_upstream"]
+    # The candidate did answer the mirrored copies, under the requests' own ids.
+    logs = {t: run_dir / "logs" / f"{t}-predictions.jsonl" for t in ("stable", "canary")}
+    ids = {
+        t: {json.loads(x)["request_id"] for x in p.read_text().splitlines()}
+        for t, p in logs.items()
+    }
+    assert len(ids["canary"]) >= 50 and ids["canary"] <= ids["stable"]
+    assert store.tags("flipped")["rejected"] == state.reason
+    assert answered_by(run_dir) == {champion: CHECKED_REQUESTS}
+    assert flipped != champion
+    summary = (run_dir / "canary-summary.md").read_text()
+    assert "shadow (100% mirrored, no user traffic)" in summary
 
 
 def test_killed_controller_resumes_and_finishes(store: Store, run_dir: Path) -> None:
