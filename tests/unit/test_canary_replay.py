@@ -119,3 +119,11 @@ def test_dry_run_moves_nothing_and_says_what_it_would_do(
     assert [s.canary_weight for s in router.would_apply] == [5, 0]
     assert promoter.would[-1].startswith("tag credit-scoring 2 rejected: at 5%: error_rate")
     assert "DRY RUN: would apply stable 1, canary 2 at 5%" in caplog.text
+
+
+def test_dry_run_on_the_local_rehearsal_is_refused_with_what_to_do() -> None:
+    done = CliRunner().invoke(app, ["deploy", "canary", "--target", "local", "--dry-run"])
+    assert done.exit_code != 0
+    message = str(done.exception)
+    assert "--dry-run analyses the live traffic of an environment" in message
+    assert "--replay" in message

@@ -166,6 +166,12 @@ def canary(
     if replay is not None:
         _replay(replay, load_params(params))
         return
+    if target == "local" and dry_run:
+        raise Refused(
+            "--dry-run analyses the live traffic of an environment; the local rehearsal has "
+            "none on the canary until traffic moves: use --target infra/terraform/envs/<env>, "
+            "or --replay the metrics a rehearsal recorded"
+        )
 
     if stop_env:
         from modelops.deploy.local.env import LocalEnv
@@ -180,12 +186,6 @@ def canary(
         p.canary = p.canary.model_copy(update={"interval_seconds": interval})
     name = model_name or p.register_.model_name
     store = registry()
-    if target == "local" and dry_run:
-        raise Refused(
-            "--dry-run analyses the live traffic of an environment; the local rehearsal has "
-            "none on the canary until traffic moves: use --target infra/terraform/envs/<env>, "
-            "or --replay the metrics a rehearsal recorded"
-        )
     if target == "local":
         from modelops.deploy.local.rehearsal import RehearsalConfig, rehearse
 
