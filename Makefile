@@ -221,3 +221,7 @@ canary: setup ## Rehearse the canary locally (nginx + Prometheus + load): champi
 
 canary-stop: setup ## Stop a rehearsal left running (modelops deploy canary --keep-env)
 	modelops deploy canary --stop-env --run-dir build/canary
+
+.PHONY: bench-canary
+bench-canary: setup ## The rehearsal on the shipped params: time to roll back each bad case, 5 good releases -> bench/results/canary.json
+	python -m modelops.bench.canary --out bench/results/canary.json

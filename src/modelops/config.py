@@ -214,6 +214,23 @@ class MonitorParams(_Section):
     on_auc_drop: Literal["rollback", "retrain", "alert"] = "rollback"
 
 
+class ShadowParams(_Section):
+    """The shadow phase: the candidate answers a mirrored copy of live requests (answers
+    discarded) and is compared with stable on the same requests before any user traffic moves.
+    """
+
+    enabled: bool = True
+    mirror_percent: int = Field(50, ge=1, le=100)
+    duration_seconds: float = Field(20.0, ge=0)
+    min_requests: int = Field(200, ge=1)
+    min_agreement: float = Field(0.95, ge=0, le=1)
+    max_mean_score_diff: float = Field(0.05, ge=0)
+    max_score_diff: float = Field(0.5, ge=0)
+    max_score_psi: float = Field(0.25, gt=0)
+    max_error_rate: float = Field(0.01, ge=0, le=1)
+    max_p99_ms: float = Field(200.0, gt=0)
+
+
 class CanaryParams(_Section):
     """The canary controller: traffic steps, analysis interval, thresholds, failure handling.
 
@@ -222,21 +239,24 @@ class CanaryParams(_Section):
     """
 
     steps: list[int] = Field(default_factory=lambda: [5, 25, 50, 100], min_length=1)
-    interval_seconds: float = Field(60.0, gt=0)
-    min_requests: int = Field(50, ge=1)
+    interval_seconds: float = Field(30.0, gt=0)
+    check_interval_seconds: float = Field(10.0, gt=0)
+    check_window_seconds: float = Field(20.0, gt=0)
+    min_requests: int = Field(20, ge=1)
     min_score_rows: int = Field(500, ge=1)
     max_error_rate: float = Field(0.01, ge=0, le=1)
     max_p99_ratio: float = Field(1.5, ge=1)
-    p99_slack_ms: float = Field(25.0, ge=0)
+    p99_slack_ms: float = Field(50.0, ge=0)
     max_p99_ms: float = Field(200.0, gt=0)
     max_score_psi: float = Field(0.25, gt=0)
     failure_threshold: int = Field(2, ge=1)
-    progress_deadline_seconds: float = Field(600.0, gt=0)
+    progress_deadline_seconds: float = Field(300.0, gt=0)
     rollback_attempts: int = Field(5, ge=1)
     rollback_retry_seconds: float = Field(10.0, ge=0)
     smoke_requests: int = Field(5, ge=1)
     prometheus_url: str = "http://127.0.0.1:9090"
     query_timeout_seconds: float = Field(10.0, gt=0)
+    shadow: ShadowParams = ShadowParams()
 
     @model_validator(mode="after")
     def _check_steps(self) -> CanaryParams:
@@ -250,6 +270,16 @@ class CanaryParams(_Section):
                 "(a step needs one full interval to be judged)"
             )
         return self
+
+    @property
+    def check_every_s(self) -> float:
+        """Seconds between two analyses (never longer than a step's interval)."""
+        return min(self.check_interval_seconds, self.interval_seconds)
+
+    @property
+    def hard_window_s(self) -> float:
+        """Window of the request, 5xx and p99 checks (at least one cadence, at most a step)."""
+        return min(max(self.check_window_seconds, self.check_every_s), self.interval_seconds)
 
 
 class Params(BaseModel):

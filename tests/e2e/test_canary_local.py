@@ -8,7 +8,7 @@ failures of a check roll back; the load (50 requests/s of 25 real rows) gives th
 500 scored rows per interval at 10 %, over the PSI check's minimum here (400).
 
 The champion is the session's trained model; the challengers
-(tests/fixtures/canary_models.py) are real MLflow models: a fresh training run (good), and
+(src/modelops/bench/challengers.py) are real MLflow models: a fresh training run (good), and
 ones that fail on part of the inputs, are slow, or score far higher than the champion.
 `--keep-env` leaves the processes running after the decision, so each test then checks
 through nginx itself which model answers, and stops them.
@@ -34,6 +34,7 @@ import pandas as pd
 import pytest
 import yaml
 
+from modelops.bench import challengers as canary_models
 from modelops.config import Params
 from modelops.deploy.gitops import TrafficSplit, read_state, write_state
 from modelops.deploy.local.env import LocalEnv
@@ -48,7 +49,6 @@ from modelops.registry.client import (
 )
 from modelops.registry.tracking import TrackingSettings
 from tests.conftest import REPO_ROOT
-from tests.fixtures import canary_models
 
 pytestmark = pytest.mark.e2e
 
@@ -65,6 +65,7 @@ CANARY = {
     "failure_threshold": 2,
     "progress_deadline_seconds": 40,
     "rollback_retry_seconds": 1,
+    "shadow": {"enabled": False},  # these tests judge the canary steps; shadow has its own
 }
 LOAD = ["--rps", "50", "--batch", "25"]
 CHECKED_REQUESTS = 60
@@ -156,18 +157,20 @@ def run_dir(tmp_path: Path) -> Iterator[Path]:
         LocalEnv.load(folder).stop()
 
 
-def command(store: Store, run_dir: Path, *extra: str) -> list[str]:
+def command(store: Store, run_dir: Path, *extra: str, params: Path | None = None) -> list[str]:
     load = [] if "--rps" in extra else LOAD
     return [
         str(BIN / "modelops"), "deploy", "canary", "--target", "local",
-        "--params", str(store.params_file),
+        "--params", str(params or store.params_file),
         "--run-dir", str(run_dir), "--rows", str(store.rows), "--keep-env", *load, *extra,
     ]  # fmt: skip
 
 
-def canary(store: Store, run_dir: Path, *extra: str, **env: str) -> subprocess.CompletedProcess:
+def canary(
+    store: Store, run_dir: Path, *extra: str, params: Path | None = None, **env: str
+) -> subprocess.CompletedProcess:
     return subprocess.run(
-        command(store, run_dir, *extra),
+        command(store, run_dir, *extra, params=params),
         cwd=REPO_ROOT,
         env=store.env(**env),
         capture_output=True,
@@ -276,6 +279,45 @@ def test_score_shift_rolls_back(store: Store, run_dir: Path) -> None:
     state = assert_rolled_back(store, run_dir, canary(store, run_dir), "shifted")
     assert over_threshold(state) == {"score_psi"}
     assert "score_psi failed 2 times" in state.reason
+
+
+def test_shadow_rejects_a_candidate_that_flips_a_segment_before_any_user_request(
+    store: Store, run_dir: Path
+) -> None:
+    """nginx mirrors every request to the candidate (same X-Request-ID), both services log
+    their answers, the shadow analysis joins them: the candidate that flips decisions for
+    renters (~22 % of rows) is rejected, and no user request was ever answered by it."""
+    store.stage("flipped")
+    raw = yaml.safe_load(store.params_file.read_text())
+    raw["canary"]["shadow"] = {"enabled": True, "mirror_percent": 100, "duration_seconds": 4,
+                               "min_requests": 50}  # fmt: skip
+    params = store.root / "params-shadow.yaml"
+    params.write_text(yaml.safe_dump(raw, sort_keys=False))
+    done = canary(store, run_dir, params=params, MODELOPS_FAST_PATH="false")
+    assert done.returncode == 3, done.stdout + done.stderr
+    state = load_state(run_dir / "canary-state.json")
+    assert state.phase == Phase.FAILED
+    assert state.reason.startswith("rejected in shadow: decision_agreement failed 2 times")
+    assert all(w == 0 for _, w in state.weights)  # user traffic never moved
+    agreement = state.history[-1].analysis.check("decision_agreement").canary
+    assert agreement is not None and 0.6 < agreement < 0.9
+    load = json.loads((run_dir / "load.json").read_text())
+    flipped, champion = store.versions["flipped"], store.versions["champion"]
+    assert set(load["by_model_version"]) == {champion}
+    canary_address = LocalEnv.load(run_dir).services["canary"].address
+    assert canary_address not in load["by_upstream"]
+    # The candidate did answer the mirrored copies, under the requests' own ids.
+    logs = {t: run_dir / "logs" / f"{t}-predictions.jsonl" for t in ("stable", "canary")}
+    ids = {
+        t: {json.loads(x)["request_id"] for x in p.read_text().splitlines()}
+        for t, p in logs.items()
+    }
+    assert len(ids["canary"]) >= 50 and ids["canary"] <= ids["stable"]
+    assert store.tags("flipped")["rejected"] == state.reason
+    assert answered_by(run_dir) == {champion: CHECKED_REQUESTS}
+    assert flipped != champion
+    summary = (run_dir / "canary-summary.md").read_text()
+    assert "shadow (100% mirrored, no user traffic)" in summary
 
 
 def test_killed_controller_resumes_and_finishes(store: Store, run_dir: Path) -> None:

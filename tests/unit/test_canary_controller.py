@@ -17,6 +17,7 @@ from prometheus_client.openmetrics.parser import text_string_to_metric_families
 
 from modelops.config import Params
 from modelops.deploy.controller import (
+    LOCK_FILE,
     STATE_FILE,
     CanaryController,
     Outcome,
@@ -30,7 +31,7 @@ from modelops.deploy.controller import (
 )
 from modelops.deploy.gitops import TrafficSplit
 from modelops.deploy.report import render_timeline_text, timings
-from modelops.deploy.state import load_state, save_state
+from modelops.deploy.state import Lock, load_state, save_state, write_lock
 from modelops.errors import ModelopsError
 from tests.fixtures.canary_fakes import (
     CANARY,
@@ -496,7 +497,7 @@ def test_reports_explain_the_decision(world: World) -> None:
     summary = outcome.reports["summary"].read_text()
     assert "ROLLED BACK" in summary
     assert "| check | canary | stable | threshold | verdict | note |" in summary
-    assert "| p99_latency | 300.0 ms | 8.0 ms | <= 33.0 ms | failed |" in summary
+    assert "| p99_latency | 300.0 ms | 8.0 ms | <= 58.0 ms | failed |" in summary
     assert summary.count("### Analysis") == 2
 
     families = {
@@ -572,3 +573,125 @@ def test_registry_failure_on_promotion_is_loud_and_resumable(world: World) -> No
     outcome = world.controller().resume()
     assert outcome.promoted
     assert world.promoter.kinds() == ["promote"]
+
+
+@pytest.mark.parametrize(
+    "cause", [{"errors": 80.0}, {"p99_s": 0.3}, {"scores": SHIFTED_SCORES}, {"down": True}]
+)
+def test_shipped_cadence_rolls_back_within_a_minute(
+    params: Params, tmp_path: Path, cause: dict[str, Any]
+) -> None:
+    """params.yaml as shipped: a hard failure is checked every 10 s over a 20 s window, so
+    two failed checks (the threshold) come 20 s after the canary's first traffic."""
+    world = World(params, tmp_path)
+    for key, value in cause.items():
+        if key == "down":
+            world.metrics.down = True
+        else:
+            setattr(world.metrics.tracks["canary"], key, value)
+    outcome = world.run()
+    assert outcome.phase == Phase.FAILED
+    times = timings(load_state(world.dir / STATE_FILE))
+    assert times["traffic_to_stable_s"] <= 2 * params.canary.check_interval_seconds
+    assert params.canary.check_interval_seconds * 2 <= 60 / 2  # margin for scrape lag
+
+
+def test_shipped_cadence_watches_a_good_step_for_its_whole_interval(
+    params: Params, tmp_path: Path
+) -> None:
+    world = World(params, tmp_path)
+    outcome = world.run()
+    assert outcome.promoted
+    history = world.state()["history"]
+    c = params.canary
+    per_step = round(c.interval_seconds / c.check_interval_seconds)
+    assert len(history) == len(c.steps) * per_step
+    first = history[0]["analysis"]
+    # The first check of a step reads only the step's own traffic; the hard window then slides.
+    assert first["window_s"] == c.check_interval_seconds
+    assert history[1]["analysis"]["window_s"] == c.check_window_seconds
+    assert history[per_step - 1]["analysis"]["score_window_s"] == c.interval_seconds
+
+
+NEWER = Release(NAME, "3", "localhost/credit-scoring@sha256:" + "c" * 64, "1", STABLE)
+
+
+def _lock_taken_by_newer_after_first_analysis(world: World) -> None:
+    def take(metrics: FakeMetrics) -> None:
+        if len(metrics.queries) == 9:  # the first query of the second analysis
+            write_lock(world.dir / LOCK_FILE, Lock("newer-run", "3", 1, world.clock()))
+
+    world.metrics.before_query = take
+
+
+def test_running_canary_aborts_when_a_newer_candidate_takes_the_lock(world: World) -> None:
+    _lock_taken_by_newer_after_first_analysis(world)
+    outcome = world.run()
+    assert outcome.phase == Phase.FAILED
+    assert outcome.reason.startswith("superseded by v3")
+    assert world.router.live == STABLE_ONLY  # an abort always ends with stable at 100 %
+    assert "reject" not in world.promoter.kinds()  # superseded, not judged bad
+    assert world.state()["superseded_by"] == "3"
+
+
+def test_newer_candidate_takes_over_from_a_dead_controller(world: World) -> None:
+    """The old controller died mid-step (its state says progressing at 25 %): the newer
+    candidate waits for it, rolls its canary back itself, keeps its state and starts fresh."""
+    old = world.controller()
+    world.metrics.before_query = lambda m: (_ for _ in ()).throw(SystemExit("killed"))
+    with pytest.raises(SystemExit):
+        old.run(RELEASE)
+    world.metrics.before_query = None
+    assert load_state(world.dir / STATE_FILE).phase == Phase.PROGRESSING
+    assert world.router.live.canary_weight == 5
+    outcome = world.controller(supersede_wait_s=5.0).run(NEWER)
+    assert outcome.promoted and outcome.release.canary_version == "3"
+    archived = load_state(world.dir / "canary-state.superseded-v2.json")
+    assert archived.phase == Phase.FAILED and archived.superseded_by == "3"
+    assert archived.reason.startswith("superseded by v3")
+    assert archived.weights[-1][1] == 0  # it put stable back at 100 % before v3 moved
+    splits = [s.canary_model_version for s in world.router.applied]
+    assert splits[:3] == ["2", None, "3"]
+    assert ("reject", NAME, "2") not in [c[:3] for c in world.promoter.calls]
+
+
+def test_an_older_or_the_same_candidate_does_not_supersede(world: World) -> None:
+    world.metrics.before_query = lambda m: (_ for _ in ()).throw(SystemExit("killed"))
+    with pytest.raises(SystemExit):
+        world.run(NEWER)
+    world.metrics.before_query = None
+    for release in (RELEASE, NEWER):
+        with pytest.raises(StateError, match="is not newer"):
+            world.run(release)
+
+
+def test_controller_error_while_progressing_rolls_back(world: World) -> None:
+    def broken(metrics: FakeMetrics) -> None:
+        if len(metrics.queries) > 9:
+            raise RuntimeError("unexpected answer")
+
+    world.metrics.before_query = broken
+    outcome = world.run()
+    assert outcome.phase == Phase.FAILED
+    assert "controller error while progressing (RuntimeError: unexpected answer)" in (
+        outcome.reason
+    )
+    assert world.router.live == STABLE_ONLY
+
+
+def test_failed_check_names_its_query_value_and_threshold(world: World) -> None:
+    world.metrics.tracks["canary"].p99_s = 0.3
+    reason = world.run().reason
+    assert "p99_latency measured 300, threshold 58" in reason
+    assert "query histogram_quantile(0.99, sum by (le) (rate(" in reason
+    assert 'track="canary", env="staging"' in reason
+
+
+@pytest.mark.parametrize("missing", ["requests", "p99_s", "scores"])
+def test_no_data_is_never_a_pass(world: World, missing: str) -> None:
+    setattr(world.metrics.tracks["canary"], missing, None)
+    outcome = world.run()
+    assert not outcome.promoted
+    assert weights(world.router) == [5, 0]
+    verdicts = {h["analysis"]["verdict"] for h in world.state()["history"]}
+    assert "passed" not in verdicts

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from modelops.deploy import gitops
-from modelops.deploy.gitops import KEYS, TrafficSplit, read_state, write_state
+from modelops.deploy.gitops import KEYS, TrafficSplit, parse_state, read_state, write_state
 from modelops.errors import ModelopsError, RouterError
 
 DIGEST_A = "a" * 64
@@ -22,14 +22,22 @@ def canary_split(weight: int = 25) -> TrafficSplit:
     return TrafficSplit(STABLE, "3", CANARY, "4", weight)
 
 
-def test_keys_are_the_five_desired_state_fields() -> None:
+def test_keys_are_the_six_desired_state_fields() -> None:
     assert KEYS == (
         "stable_image",
         "stable_model_version",
         "canary_image",
         "canary_model_version",
         "canary_weight",
+        "canary_mirror_percent",
     )
+
+
+def test_a_file_written_before_the_shadow_phase_reads_as_no_mirror() -> None:
+    old = {k: v for k, v in canary_split(10).to_json().items() if k != "canary_mirror_percent"}
+    assert parse_state(old, "old file").canary_mirror_percent == 0
+    with pytest.raises(RouterError, match="canary_mirror_percent 5 needs a canary_image"):
+        TrafficSplit(STABLE, "3", canary_mirror_percent=5)
 
 
 @pytest.mark.parametrize(
@@ -112,7 +120,7 @@ def test_write_then_read_round_trips_with_the_exact_format(tmp_path: Path) -> No
     path = write_state(tmp_path, split)
     assert path == tmp_path / "deploy.auto.tfvars.json"
     text = path.read_text()
-    assert text.endswith("}\n") and text.count("\n") == 7  # 2-space JSON, one key a line
+    assert text.endswith("}\n") and text.count("\n") == 8  # 2-space JSON, one key a line
     assert list(json.loads(text)) == list(KEYS)
     assert read_state(tmp_path) == split
     assert oct(path.stat().st_mode & 0o777) == "0o644"
@@ -128,6 +136,7 @@ def test_null_canary_is_written_as_json_null(tmp_path: Path) -> None:
         "canary_image": None,
         "canary_model_version": None,
         "canary_weight": 0,
+        "canary_mirror_percent": 0,
     }
 
 

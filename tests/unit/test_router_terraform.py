@@ -97,6 +97,7 @@ def test_promotion_and_rollback_shapes_reach_terraform(env_dir: Path, calls: Pat
         "canary_image": None,
         "canary_model_version": None,
         "canary_weight": 0,
+        "canary_mirror_percent": 0,
     }
 
 

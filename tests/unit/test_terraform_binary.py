@@ -149,6 +149,7 @@ def valid(**changes: Any) -> dict[str, Any]:
         "canary_image": IMAGE_2,
         "canary_model_version": "4",
         "canary_weight": 10,
+        "canary_mirror_percent": 0,
     }
     return base | changes
 
@@ -156,6 +157,7 @@ def valid(**changes: Any) -> dict[str, Any]:
 CASES: dict[str, dict[str, Any]] = {
     "canary at 10": valid(),
     "canary at 100": valid(canary_weight=100),
+    "shadow, 50 % mirrored": valid(canary_weight=0, canary_mirror_percent=50),
     "weight 25.0": valid(canary_weight=25.0),
     "no canary": valid(canary_image=None, canary_model_version=None, canary_weight=0),
     "canary waiting at 0": valid(canary_weight=0),
@@ -167,6 +169,10 @@ CASES: dict[str, dict[str, Any]] = {
     "weight 12.5": valid(canary_weight=12.5),
     "weight true": valid(canary_weight=True),
     "weight without canary": valid(canary_image=None, canary_model_version=None),
+    "mirror 150": valid(canary_weight=0, canary_mirror_percent=150),
+    "mirror without canary": valid(
+        canary_image=None, canary_model_version=None, canary_weight=0, canary_mirror_percent=20
+    ),
     "canary image without version": valid(canary_model_version=None, canary_weight=0),
     "canary version without image": valid(canary_image=None, canary_weight=0),
     "stable by tag": valid(stable_image="ghcr.io/acme/credit-model:latest"),

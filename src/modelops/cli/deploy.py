@@ -123,7 +123,8 @@ def canary(
         bool, typer.Option(help="finish the canary saved in --run-dir (after a crash)")
     ] = False,
     interval: Annotated[
-        float | None, typer.Option(help="seconds per analysis (default canary.interval_seconds)")
+        float | None,
+        typer.Option(help="seconds per step (default canary.interval_seconds; checks stay <= it)"),
     ] = None,
     rows: Annotated[
         Path | None,
@@ -144,6 +145,20 @@ def canary(
         str | None, typer.Option(help="registered model (default: params register.model_name)")
     ] = None,
     terraform: Annotated[str, typer.Option(help="terraform executable")] = "terraform",
+    dry_run: Annotated[
+        bool,
+        typer.Option(
+            help="terraform target: analyse live metrics and print every decision; move no "
+            "traffic and no alias (state in <run dir>/dry-run)"
+        ),
+    ] = False,
+    replay: Annotated[
+        Path | None,
+        typer.Option(
+            help="judge a recorded canary (<run dir>/metrics-record.jsonl) again with --params "
+            "and print each decision; nothing else runs"
+        ),
+    ] = None,
     params: ParamsOption = DEFAULT_PARAMS,
 ) -> None:
     """Roll a model version out in canary steps; promote it or roll it back on live metrics.
@@ -151,6 +166,16 @@ def canary(
     Exit 0 when the version was promoted, 3 when it was rolled back, 1 on errors.
     """
     import logging
+
+    if replay is not None:
+        _replay(replay, load_params(params))
+        return
+    if target == "local" and dry_run:
+        raise Refused(
+            "--dry-run analyses the live traffic of an environment; the local rehearsal has "
+            "none on the canary until traffic moves: use --target infra/terraform/envs/<env>, "
+            "or --replay the metrics a rehearsal recorded"
+        )
 
     if stop_env:
         from modelops.deploy.local.env import LocalEnv
@@ -207,8 +232,12 @@ def canary(
             run_dir=run_dir,
             resume=resume,
             terraform=terraform,
+            dry_run=dry_run,
         )
-    _print_outcome(outcome)
+    _print_outcome(outcome, "DRY RUN, would be " if dry_run else "")
+    if dry_run:
+        typer.echo("DRY RUN: no traffic and no alias moved")
+        return
     _record_receipt(store, outcome, None if target == "local" else Path(target))
     raise typer.Exit(0 if outcome.promoted else 3)
 
@@ -303,19 +332,31 @@ def _record_receipt(store: RegistryClient, outcome: Outcome, env_dir: Path | Non
     typer.echo(f"  receipt: models:/{release.model_name}/{release.canary_version} {path}")
 
 
-def _print_outcome(outcome: Any) -> None:
+def _replay(record: Path, params: Any) -> None:
+    """Print what the controller would decide on each recorded analysis under `params`."""
+    from modelops.deploy.replay import replay as replay_record
+
+    judged = replay_record(record, params)
+    for item in judged:
+        typer.echo(item.line())
+    last = judged[-1].decision if judged else "nothing recorded"
+    typer.echo(f"REPLAY of {record} ({len(judged)} analyses): {last}")
+
+
+def _print_outcome(outcome: Any, prefix: str = "") -> None:
     """The timeline of analyses, the decision and where the reports are."""
+    from modelops.deploy.report import where
     from modelops.deploy.state import load_state
 
     state = load_state(outcome.state_file)
     start = state.started_at
     for record in state.history:
         typer.echo(
-            f"  +{record.at - start:6.1f}s  step {record.step + 1} ({record.weight:3d}%)  "
+            f"  +{record.at - start:6.1f}s  {where(record)} ({record.weight:3d}%)  "
             f"{record.analysis.verdict:12s} {record.analysis.summary()}"
         )
     release = outcome.release
-    verdict = "PROMOTED" if outcome.promoted else "ROLLED BACK"
+    verdict = prefix + ("PROMOTED" if outcome.promoted else "ROLLED BACK")
     typer.echo(
         f"{verdict}: {release.model_name} version {release.canary_version} "
         f"({outcome.phase.value} after {outcome.duration_s:.1f}s, {outcome.analyses} analyses): "

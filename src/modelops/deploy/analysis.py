@@ -1,7 +1,10 @@
 """Canary analysis: canary against stable on the same live traffic, one interval at a time.
 
-Four checks, each over the last `window_s` seconds of the service's metrics (names and labels
-in serving/README.md; Prometheus adds `track` and `env` per scrape target):
+Four checks over the service's metrics (names and labels in serving/README.md; Prometheus adds
+`track` and `env` per scrape target). The hard ones (requests, error_rate, p99_latency) read
+the last `window_s` seconds (`canary.check_window_seconds`, sliding, judged every
+`canary.check_interval_seconds`); the distribution check (score_psi) reads the step's traffic
+so far (`score_window_s`, at most `canary.interval_seconds`), which needs more rows:
 
 - requests:    prediction requests (routes /predict and /invocations) on each track; fewer
                than `canary.min_requests` on either is inconclusive: nothing else is judged.
@@ -23,7 +26,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from typing import Any, Literal
 
 import numpy as np
@@ -52,6 +55,14 @@ class CheckResult:
     threshold: float | None
     verdict: Verdict
     message: str
+    query: str = ""  # the canary side's PromQL: what a reader runs to see the value again
+
+    def evidence(self) -> str:
+        """What was measured, the limit and the query behind it (for a decision's reason)."""
+        return (
+            f"{self.name} measured {_show(self.canary)}, threshold {_show(self.threshold)}, "
+            f"query {self.query or '-'}"
+        )
 
     def to_dict(self) -> dict[str, Any]:
         return {k: _json_number(v) for k, v in asdict(self).items()}
@@ -68,6 +79,7 @@ class Analysis:
     checks: tuple[CheckResult, ...]
     window_s: int
     stable_offset_s: int = 0
+    score_window_s: int | None = None  # the score PSI's window (None: window_s)
 
     @property
     def verdict(self) -> Verdict:
@@ -97,6 +109,7 @@ class Analysis:
         return {
             "window_s": self.window_s,
             "stable_offset_s": self.stable_offset_s,
+            "score_window_s": self.score_window_s,
             "verdict": self.verdict,
             "checks": [c.to_dict() for c in self.checks],
         }
@@ -107,7 +120,12 @@ class Analysis:
             checks=tuple(CheckResult.from_dict(c) for c in data["checks"]),
             window_s=int(data["window_s"]),
             stable_offset_s=int(data.get("stable_offset_s", 0)),
+            score_window_s=data.get("score_window_s"),
         )
+
+
+def _show(value: float | None) -> str:
+    return "no data" if value is None else f"{value:.4g}"
 
 
 def _json_number(value: Any) -> Any:
@@ -193,7 +211,7 @@ def judge_requests(canary: float | None, stable: float | None, min_requests: int
             "failed",
             f"no metrics for {' and '.join(missing)} in the window: is the service up and "
             "scraped by Prometheus with the track/env labels, and does the window hold at "
-            "least two scrapes (canary.interval_seconds >= 2 x scrape interval)?",
+            "least two scrapes (canary.check_window_seconds >= 2 x scrape interval)?",
         )
     assert canary is not None and stable is not None
     low = [f"{t} {v:.0f}" for t, v in (("canary", canary), ("stable", stable)) if v < min_requests]
@@ -384,10 +402,13 @@ def analyse(
     env: str,
     window_s: float,
     stable_offset_s: float = 0,
+    score_window_s: float | None = None,
 ) -> Analysis:
-    """Run every check over the last `window_s` seconds (stable's window `stable_offset_s` ago)."""
+    """Run every check over the last `window_s` seconds (stable's window `stable_offset_s` ago);
+    the score PSI over the last `score_window_s` (default `window_s`): the step's traffic so far."""
     c = params.canary
     window = max(1, math.ceil(window_s))
+    score_window = window if score_window_s is None else max(1, math.ceil(score_window_s))
     offset = max(0, math.ceil(stable_offset_s))
     tracks = {"canary": 0, "stable": offset}
     errors: dict[str, list[str]] = {name: [] for name in CHECKS}
@@ -411,7 +432,7 @@ def analyse(
         total[t] = scalar("requests", requests_query(env, t, window, o))
         fivexx[t] = scalar("error_rate", errors_query(env, t, window, o))
         p99[t] = scalar("p99_latency", p99_query(env, t, window, o))
-        scores[t] = vector("score_psi", score_buckets_query(env, t, window, o))
+        scores[t] = vector("score_psi", score_buckets_query(env, t, score_window, o))
     if errors["requests"]:
         errors["error_rate"] += errors["requests"]  # the rate needs the request counts too
 
@@ -433,4 +454,11 @@ def analyse(
     checks = [
         _query_failed(r, errors[r.name]) if errors[r.name] else r for r in [requests, *others]
     ]
-    return Analysis(tuple(checks), window, offset)
+    queries = {
+        "requests": requests_query(env, "canary", window),
+        "error_rate": errors_query(env, "canary", window),
+        "p99_latency": p99_query(env, "canary", window),
+        "score_psi": score_buckets_query(env, "canary", score_window),
+    }
+    checks = [replace(r, query=queries[r.name]) for r in checks]
+    return Analysis(tuple(checks), window, offset, score_window)

@@ -7,9 +7,12 @@
 - initializing: record the images of both versions in the registry. A first deploy (no stable
   version) runs the smoke test (/ready and a few predictions, a callable the caller gives) and
   goes straight to promoting; a failed smoke test rolls back (nothing was moved).
-- progressing: per step, the router applies the canary weight, the controller waits one
-  interval and analyses it (see analysis.py). All checks passed: next step (after the last
-  one: promoting). A failed check counts one failure for that check; a check reaching
+- progressing: per step, the router applies the canary weight; every
+  `canary.check_interval_seconds` the controller analyses the traffic (see analysis.py: 5xx,
+  p99 and request counts over a short sliding window, the score PSI over the step so far),
+  so a hard failure is caught within a few checks. All checks passed once the step has run
+  `canary.interval_seconds`: next step (after the last one: promoting). A failed check
+  counts one failure for that check; a check reaching
   `canary.failure_threshold` failures in this release (counted in total over all steps, not
   consecutively, so a flapping canary is caught too) rolls back. Failed below the threshold
   or inconclusive: the step is analysed again, until `canary.progress_deadline_seconds`
@@ -37,7 +40,9 @@ from __future__ import annotations
 
 import logging
 import math
+import os
 import time
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -48,16 +53,21 @@ from modelops.deploy.analysis import Analysis, analyse
 from modelops.deploy.gitops import TrafficSplit
 from modelops.deploy.metrics import MetricProvider
 from modelops.deploy.promoter import Promoter
+from modelops.deploy.replay import RECORD_FILE, RecordingMetrics, append_record
 from modelops.deploy.report import write_prom, write_reports
 from modelops.deploy.router import Router
+from modelops.deploy.shadow import ShadowSource, analyse_shadow
 from modelops.deploy.state import (
     CanaryState,
+    Lock,
     Phase,
     Release,
     StateError,
     StepRecord,
     load_state,
+    read_lock,
     save_state,
+    write_lock,
 )
 from modelops.errors import ModelopsError, RouterError
 
@@ -77,6 +87,7 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 STATE_FILE = "canary-state.json"
+LOCK_FILE = "canary.lock"
 SmokeTest = Callable[[Release], None]  # raises (any exception) when the service is not fit
 
 
@@ -122,9 +133,18 @@ class CanaryController:
         sleep: Callable[[float], None] = time.sleep,
         clock: Callable[[], float] = time.time,
         plot: bool = True,
+        supersede_wait_s: float | None = None,
+        record: Path | None = None,
+        shadow: ShadowSource | None = None,
+        shadow_skip_reason: str = "no prediction-log source was given",
     ) -> None:
         self.router = router
-        self.metrics = metrics
+        self.shadow = shadow  # both tracks' prediction logs, for the shadow phase
+        self.shadow_skip_reason = shadow_skip_reason
+        # Every analysis's answers go to `record` (JSON lines) for `replay`.
+        self.recorder = RecordingMetrics(metrics) if record is not None else None
+        self.record = record
+        self.metrics: MetricProvider = self.recorder or metrics
         self.promoter = promoter
         self.params = params
         self.env = env
@@ -135,6 +155,14 @@ class CanaryController:
         self.clock = clock
         self.plot = plot  # False: no timeline.png (matplotlib takes ~0.5 s per write)
         self._applied = False  # has this process applied the current step yet?
+        self.owner = uuid.uuid4().hex[:12]  # this controller run, in the lock and the state
+        self.lock_file = self.state_file.with_name(LOCK_FILE)
+        # How long a newer candidate waits for the old controller to abort by itself.
+        self.supersede_wait_s = (
+            supersede_wait_s
+            if supersede_wait_s is not None
+            else params.canary.check_every_s + params.canary.query_timeout_seconds * 8 + 30
+        )
 
     # Entry points ---------------------------------------------------------------------------
 
@@ -143,18 +171,32 @@ class CanaryController:
         if self.state_file.exists():
             previous = load_state(self.state_file)
             if not previous.phase.terminal:
-                raise StateError(
-                    f"{self.state_file}: a canary of {previous.release.model_name} version "
-                    f"{previous.release.canary_version} is still {previous.phase.value}; finish "
-                    "it with resume() (`modelops deploy canary --resume`) before starting another"
-                )
+                running = previous.release.canary_version
+                deciding = previous.phase in (Phase.PROMOTING, Phase.ROLLING_BACK)
+                if deciding or not is_newer(release.canary_version, running):
+                    raise StateError(
+                        f"{self.state_file}: a canary of {previous.release.model_name} version "
+                        f"{running} is still {previous.phase.value}"
+                        + (
+                            ""
+                            if deciding
+                            else f", and version {release.canary_version} is not newer"
+                        )
+                        + "; finish it with resume() "
+                        "(`modelops deploy canary --resume`) before starting another"
+                    )
+                self._supersede(previous, release)
         self._check_live_stable(release)
+        self._take_lock(release.canary_version)
+        if self.record is not None:
+            self.record.unlink(missing_ok=True)  # one recording per release
         now = self.clock()
         state = CanaryState(
             release=release,
             env=self.env,
             steps=list(self.params.canary.steps),
             started_at=now,
+            owner=self.owner,
         )
         self._event(state, f"canary of {release.model_name} {release.canary_version} started")
         return self._drive(state)
@@ -165,6 +207,11 @@ class CanaryController:
         if state.phase.terminal:
             log.info("%s: canary already %s, nothing to do", self.state_file, state.phase.value)
             return self._outcome(state)
+        lock = read_lock(self.lock_file)
+        if lock is None or lock.canary_version == state.release.canary_version:
+            self._take_lock(state.release.canary_version)
+            state.owner = self.owner
+        # else: a newer candidate took the run over; the next check aborts this canary.
         self._event(state, f"resumed in phase {state.phase.value}")
         self._applied = False
         return self._drive(state)
@@ -174,6 +221,7 @@ class CanaryController:
     def _drive(self, state: CanaryState) -> Outcome:
         handlers: dict[Phase, Callable[[CanaryState], None]] = {
             Phase.INITIALIZING: self._initialize,
+            Phase.SHADOWING: self._shadowing,
             Phase.PROGRESSING: self._progress,
             Phase.PROMOTING: self._promote,
             Phase.ROLLING_BACK: self._roll_back,
@@ -183,12 +231,24 @@ class CanaryController:
                 try:
                     handlers[state.phase](state)
                 except KeyboardInterrupt:
-                    if state.phase != Phase.PROGRESSING:
+                    if state.phase not in (Phase.PROGRESSING, Phase.SHADOWING):
                         raise  # the state file says what is left; resume() finishes it
                     # Stopped by hand while traffic is split: nobody would watch the canary.
                     log.warning("interrupted while progressing: rolling back")
                     self._transition(
                         state, Phase.ROLLING_BACK, "interrupted (SIGINT) while progressing"
+                    )
+                except (StateError, RollbackFailed, PromotionFailed):
+                    raise
+                except Exception as error:
+                    if state.phase not in (Phase.PROGRESSING, Phase.SHADOWING):
+                        raise
+                    # A bug or an unexpected answer must not leave traffic split unwatched.
+                    log.exception("controller error while progressing: rolling back")
+                    self._transition(
+                        state,
+                        Phase.ROLLING_BACK,
+                        f"controller error while progressing ({type(error).__name__}: {error})",
                     )
         finally:
             write_reports(state, self.report_dir, self.params, plot=self.plot)
@@ -203,6 +263,17 @@ class CanaryController:
             )
         if not release.first_deploy:
             state.step_index, state.step_started_at = 0, None
+            shadow = self.params.canary.shadow
+            if shadow.enabled and self.shadow is not None:
+                self._transition(
+                    state,
+                    Phase.SHADOWING,
+                    f"shadow phase: {shadow.mirror_percent}% of requests mirrored to the "
+                    "candidate, its answers discarded",
+                )
+                return
+            if shadow.enabled:
+                self._event(state, f"shadow phase skipped: {self.shadow_skip_reason}")
             self._transition(state, Phase.PROGRESSING, "analysis starts at the first step")
             return
         if self.smoke is None:
@@ -217,9 +288,79 @@ class CanaryController:
             return
         self._transition(state, Phase.PROMOTING, "first deploy: smoke test passed")
 
+    def _shadowing(self, state: CanaryState) -> None:
+        """Mirror traffic to the candidate and compare its answers with stable's."""
+        c, sh = self.params.canary, self.params.canary.shadow
+        assert self.shadow is not None, "resume a shadow phase with the same prediction logs"
+        if self._lost_lock(state):
+            return
+        if not self._applied:
+            if state.shadow_started_at is None:
+                state.shadow_started_at = self.clock()
+                self._save(state)
+            try:
+                self.router.apply(state.release.shadow_split(sh.mirror_percent))
+            except RouterError as error:
+                self._transition(
+                    state, Phase.ROLLING_BACK, f"router failed to start the shadow phase: {error}"
+                )
+                return
+            self._applied = True
+        self.sleep(c.check_every_s)
+        if self._lost_lock(state):
+            return
+        now = self.clock()
+        assert state.shadow_started_at is not None
+        age = max(0.0, now - state.shadow_started_at)
+        analysis = analyse_shadow(
+            self.shadow, self.metrics, self.params, self.env, state.shadow_started_at, age
+        )
+        if self.recorder is not None:
+            self.recorder.take()  # replay covers the canary steps' PromQL analyses
+        state.history.append(StepRecord(now, -1, 0, analysis, phase="shadow"))
+        log.info("shadow +%.0fs: %s - %s", age, analysis.verdict, analysis.summary())
+        for name in analysis.failed:
+            state.failures[name] = state.failures.get(name, 0) + 1
+        over = [n for n in analysis.failed if state.failures[n] >= c.failure_threshold]
+        if over:
+            self._transition(
+                state, Phase.ROLLING_BACK, "rejected in shadow: " + self._why(state, analysis, over)
+            )
+        elif analysis.verdict == "passed" and age >= sh.duration_seconds:
+            self._applied = False
+            self._transition(
+                state,
+                Phase.PROGRESSING,
+                f"shadow passed after {age:.0f}s ({analysis.check('shadow_requests').canary:.0f}"
+                " mirrored requests): canary steps start",
+            )
+        elif age >= c.progress_deadline_seconds:
+            self._transition(
+                state,
+                Phase.ROLLING_BACK,
+                f"shadow not passed within {c.progress_deadline_seconds:g}s; last analysis: "
+                f"{analysis.summary()}",
+            )
+        else:
+            self._save(state)
+
+    def _why(self, state: CanaryState, analysis: Analysis, over: list[str]) -> str:
+        """Each check over the threshold: its count, message, value, threshold and query."""
+        by_message: dict[str, list[str]] = {}
+        for n in over:  # one cause (e.g. Prometheus gone) is said once for all its checks
+            by_message.setdefault(analysis.check(n).message, []).append(n)
+        return "; ".join(
+            f"{', '.join(f'{n} failed {state.failures[n]} times' for n in names)} "
+            f"(threshold {self.params.canary.failure_threshold}): {message} "
+            f"[{'; '.join(analysis.check(n).evidence() for n in names)}]"
+            for message, names in by_message.items()
+        )
+
     def _progress(self, state: CanaryState) -> None:
         c = self.params.canary
         weight = state.steps[state.step_index]
+        if self._lost_lock(state):
+            return
         if state.step_started_at is not None and self._past_deadline(state):
             self._transition(state, Phase.ROLLING_BACK, self._deadline_reason(state))
             return
@@ -238,40 +379,51 @@ class CanaryController:
             self._applied = True
             state.weights.append((self.clock(), weight))
             self._event(state, f"step {state.step_index + 1}/{len(state.steps)}: canary {weight}%")
-        self.sleep(c.interval_seconds)
+        self.sleep(c.check_every_s)
+        if self._lost_lock(state):
+            return
         now = self.clock()
+        assert state.step_started_at is not None
+        age = max(0.0, now - state.step_started_at)
         offset = 0.0
         if weight == 100:
             # Stable gets no traffic now: compare with its last window before this step.
-            assert state.step_started_at is not None
-            offset = max(0.0, now - state.step_started_at)
-        analysis = analyse(self.metrics, self.params, self.env, c.interval_seconds, offset)
+            offset = age
+        # Hard checks over a short sliding window; the score PSI over the step so far.
+        window = min(c.hard_window_s, age) if age > 0 else c.hard_window_s
+        score_window = min(c.interval_seconds, age) if age > 0 else c.interval_seconds
+        analysis = analyse(
+            self.metrics, self.params, self.env, window, offset, score_window_s=score_window
+        )
+        if self.recorder is not None and self.record is not None:
+            context = {
+                "at": now, "env": self.env, "step": state.step_index, "steps": len(state.steps),
+                "weight": weight, "age_s": age, "window_s": window, "stable_offset_s": offset,
+                "score_window_s": score_window, "canary_version": state.release.canary_version,
+            }  # fmt: skip
+            append_record(self.record, context, self.recorder.take())
         state.history.append(StepRecord(now, state.step_index, weight, analysis))
         log.info(
-            "step %d (%d%%): %s - %s",
+            "step %d (%d%%) +%.0fs: %s - %s",
             state.step_index + 1,
             weight,
+            age,
             analysis.verdict,
             analysis.summary(),
         )
-        self._judge(state, analysis)
+        self._judge(state, analysis, age)
 
-    def _judge(self, state: CanaryState, analysis: Analysis) -> None:
+    def _judge(self, state: CanaryState, analysis: Analysis, age: float) -> None:
         c = self.params.canary
         weight = state.steps[state.step_index]
         for name in analysis.failed:
             state.failures[name] = state.failures.get(name, 0) + 1
         over = [n for n in analysis.failed if state.failures[n] >= c.failure_threshold]
         if over:
-            by_message: dict[str, list[str]] = {}
-            for n in over:  # one cause (e.g. Prometheus gone) is said once for all its checks
-                by_message.setdefault(analysis.check(n).message, []).append(n)
-            why = "; ".join(
-                f"{', '.join(f'{n} failed {state.failures[n]} times' for n in names)} "
-                f"(threshold {c.failure_threshold}): {message}"
-                for message, names in by_message.items()
-            )
+            why = self._why(state, analysis, over)
             self._transition(state, Phase.ROLLING_BACK, f"at {weight}%: {why}")
+        elif analysis.verdict == "passed" and age < c.interval_seconds - 1e-6:
+            self._save(state)  # healthy so far; the step is watched for its whole interval
         elif analysis.verdict == "passed":
             if state.step_index + 1 < len(state.steps):
                 state.step_index += 1
@@ -327,6 +479,9 @@ class CanaryController:
                     f"{split.stable_model_version}) at 100 % now, or fix the router and run "
                     f"`modelops deploy canary --resume` (state: {self.state_file})"
                 ) from error
+        if state.superseded_by is not None:  # not judged bad: nothing to tag rejected
+            self._transition(state, Phase.FAILED, state.reason, decided=True)
+            return
         try:
             self._with_retries(
                 "tag the version rejected",
@@ -345,6 +500,58 @@ class CanaryController:
     def _apply_stable(self, state: CanaryState) -> None:
         self.router.apply(state.release.stable_split())
         state.weights.append((self.clock(), 0))
+
+    # Ownership: a newer candidate supersedes a running canary ---------------------------------
+
+    def _take_lock(self, version: str) -> None:
+        write_lock(self.lock_file, Lock(self.owner, version, os.getpid(), self.clock()))
+
+    def _lost_lock(self, state: CanaryState) -> bool:
+        """True (and rolling back) when a newer candidate took this run folder over."""
+        lock = read_lock(self.lock_file)
+        if lock is None or lock.owner == self.owner or not state.owner:
+            return False
+        if lock.canary_version == state.release.canary_version:
+            raise StateError(
+                f"another controller (run {lock.owner}, pid {lock.pid}) resumed the canary of "
+                f"version {lock.canary_version}; this one stops and leaves it to that one"
+            )
+        state.superseded_by = lock.canary_version
+        self._transition(
+            state, Phase.ROLLING_BACK, f"superseded by v{lock.canary_version}: analysis aborted"
+        )
+        return True
+
+    def _supersede(self, previous: CanaryState, release: Release) -> None:
+        """Abort the running canary `previous` for the newer `release`, then start fresh.
+
+        The lock names the new version at once; the old controller sees it at its next check
+        and rolls back to stable. If it does not finish within `supersede_wait_s` (it died),
+        this controller rolls the old canary back itself. The old state is kept beside the new
+        one as canary-state.superseded-v<old>.json.
+        """
+        old = previous.release.canary_version
+        log.warning(
+            "version %s supersedes the running canary of version %s", release.canary_version, old
+        )
+        self._take_lock(release.canary_version)
+        deadline = self.clock() + self.supersede_wait_s
+        state = previous
+        while not state.phase.terminal and self.clock() < deadline:
+            self.sleep(1.0)
+            state = load_state(self.state_file)
+        if not state.phase.terminal:
+            state.superseded_by = release.canary_version
+            state.phase = Phase.ROLLING_BACK
+            state.reason = (
+                f"superseded by v{release.canary_version}: analysis aborted (its controller "
+                f"did not answer within {self.supersede_wait_s:g}s)"
+            )
+            self._event(state, state.reason)
+            self._roll_back(state)
+            write_reports(state, self.report_dir, self.params, plot=self.plot)
+        archive = self.state_file.with_name(f"canary-state.superseded-v{old}.json")
+        os.replace(self.state_file, archive)
 
     # Helpers --------------------------------------------------------------------------------
 
@@ -414,7 +621,7 @@ class CanaryController:
 
     def _save(self, state: CanaryState) -> None:
         save_state(self.state_file, state)
-        write_prom(state, self.report_dir / "canary.prom")
+        write_prom(state, self.report_dir / "canary.prom", self.params.canary.shadow.mirror_percent)
 
     def _outcome(self, state: CanaryState) -> Outcome:
         end = state.decided_at if state.decided_at is not None else self.clock()
@@ -427,6 +634,14 @@ class CanaryController:
             analyses=len(state.history),
             duration_s=max(0.0, end - state.started_at) if state.started_at else math.nan,
         )
+
+
+def is_newer(candidate: str, running: str) -> bool:
+    """A candidate supersedes the running canary if it is a later version (numbers compared
+    as numbers; other labels: any different one)."""
+    if candidate.isdigit() and running.isdigit():
+        return int(candidate) > int(running)
+    return candidate != running
 
 
 def reports_of(report_dir: Path) -> dict[str, Path]:
@@ -446,9 +661,11 @@ def run_canary(
 ) -> Outcome:
     """The library entry point: run a canary with its state and reports in `run_dir`.
 
-    `options` go to CanaryController (smoke=, sleep=, clock=).
+    `options` go to CanaryController (smoke=, sleep=, clock=, record=; by default every
+    analysis's metrics are recorded in run_dir/metrics-record.jsonl for `replay`).
     """
     run_dir = Path(run_dir)
+    options.setdefault("record", run_dir / RECORD_FILE)
     controller = CanaryController(
         router, metrics, promoter, params, env, run_dir / STATE_FILE, run_dir, **options
     )
@@ -465,6 +682,7 @@ def resume_canary(
 ) -> Outcome:
     """Resume the canary whose state is in `run_dir` (its environment comes from the state)."""
     run_dir = Path(run_dir)
+    options.setdefault("record", run_dir / RECORD_FILE)
     env = load_state(run_dir / STATE_FILE).env
     controller = CanaryController(
         router, metrics, promoter, params, env, run_dir / STATE_FILE, run_dir, **options

@@ -42,6 +42,8 @@ class TrafficSplit:
     canary_image: str | None = None
     canary_model_version: str | None = None
     canary_weight: int = 0
+    # Share of requests copied to the canary (its answers discarded): the shadow phase.
+    canary_mirror_percent: int = 0
 
     def __post_init__(self) -> None:
         problems = split_problems(self)
@@ -58,6 +60,7 @@ class TrafficSplit:
 
 
 KEYS: tuple[str, ...] = tuple(f.name for f in fields(TrafficSplit))
+OPTIONAL_KEYS = {"canary_mirror_percent": 0}  # files written before the shadow phase lack it
 
 
 def split_problems(split: TrafficSplit) -> list[str]:
@@ -86,6 +89,11 @@ def split_problems(split: TrafficSplit) -> list[str]:
         problems.append(f"canary_weight {weight!r} must be a whole number from 0 to 100")
     elif weight > 0 and split.canary_image is None:
         problems.append(f"canary_weight {weight} needs a canary_image to send that traffic to")
+    mirror = split.canary_mirror_percent
+    if isinstance(mirror, bool) or not isinstance(mirror, int) or not 0 <= mirror <= 100:
+        problems.append(f"canary_mirror_percent {mirror!r} must be a whole number from 0 to 100")
+    elif mirror > 0 and split.canary_image is None:
+        problems.append(f"canary_mirror_percent {mirror} needs a canary_image to mirror to")
     return problems
 
 
@@ -101,6 +109,7 @@ def parse_state(data: object, source: str) -> TrafficSplit:
     """A TrafficSplit from decoded JSON; `source` names the file in error messages."""
     if not isinstance(data, dict):
         raise RouterError(f"{source}: expected a JSON object with keys {list(KEYS)}")
+    data = {**OPTIONAL_KEYS, **data}
     missing = [key for key in KEYS if key not in data]
     unknown = sorted(set(data) - set(KEYS))
     if missing or unknown:
@@ -109,9 +118,10 @@ def parse_state(data: object, source: str) -> TrafficSplit:
             f"missing {missing}, unknown {unknown}"
         )
     values = {key: data[key] for key in KEYS}
-    weight = values["canary_weight"]
-    if isinstance(weight, float) and weight.is_integer():
-        values["canary_weight"] = int(weight)  # JSON 10.0 is 10 for terraform too
+    for key in ("canary_weight", "canary_mirror_percent"):
+        number = values[key]
+        if isinstance(number, float) and number.is_integer():
+            values[key] = int(number)  # JSON 10.0 is 10 for terraform too
     try:
         return TrafficSplit(**values)
     except RouterError as error:

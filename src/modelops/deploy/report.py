@@ -22,12 +22,22 @@ from prometheus_client.openmetrics.exposition import generate_latest
 from modelops.config import Params
 from modelops.deploy.analysis import CHECKS, CheckResult
 from modelops.deploy.gitops import write_bytes_atomic
-from modelops.deploy.state import CanaryState, Phase
+from modelops.deploy.shadow import SHADOW_CHECKS
+from modelops.deploy.state import CanaryState, Phase, StepRecord
 
 SUMMARY = "canary-summary.md"
 PROM = "canary.prom"
 TIMELINE = "timeline.png"
 UNITS = {"requests": "", "error_rate": "", "p99_latency": " ms", "score_psi": ""}
+SHADOW_FORMATS = {
+    "shadow_requests": "{:.0f}",
+    "decision_agreement": "{:.2%}",
+    "mean_score_diff": "{:.4f}",
+    "max_score_diff": "{:.4f}",
+    "shadow_score_psi": "{:.3f}",
+    "shadow_error_rate": "{:.2%}",
+    "shadow_p99_latency": "{:.1f} ms",
+}
 
 
 def _utc(at: float | None) -> str:
@@ -50,6 +60,8 @@ def _value(check: CheckResult, value: float | None) -> str:
         return "no data"
     if math.isinf(value):
         return "inf"
+    if check.name in SHADOW_FORMATS:
+        return SHADOW_FORMATS[check.name].format(value)
     if check.name == "error_rate":
         return f"{value:.2%}"
     if check.name == "requests":
@@ -63,6 +75,9 @@ def _threshold(check: CheckResult) -> str:
     t = check.threshold
     if t is None:
         return "-"
+    if check.name in SHADOW_FORMATS:
+        bound = ">=" if check.name in ("shadow_requests", "decision_agreement") else "<="
+        return f"{bound} {SHADOW_FORMATS[check.name].format(t)}"
     return {
         "requests": f">= {t:.0f}",
         "error_rate": f"<= {t:.2%}",
@@ -87,7 +102,8 @@ def render_markdown(state: CanaryState, params: Params) -> str:
         f"| canary | {r.canary_version} (`{r.canary_image}`) |",
         f"| stable | {stable} |",
         f"| steps | {', '.join(f'{s}%' for s in state.steps)} |",
-        f"| interval | {c.interval_seconds:g} s |",
+        f"| step interval | {c.interval_seconds:g} s (score PSI over the step so far) |",
+        f"| checks | every {c.check_every_s:g} s, 5xx/p99/requests over {c.hard_window_s:g} s |",
         f"| progress deadline | {c.progress_deadline_seconds:g} s per step |",
         f"| failure threshold | {c.failure_threshold} failures of one check |",
         f"| started | {_utc(state.started_at)} |",
@@ -109,12 +125,18 @@ def render_markdown(state: CanaryState, params: Params) -> str:
     for n, record in enumerate(state.history, start=1):
         a = record.analysis
         window = f"{a.window_s}s window"
+        if a.score_window_s is not None and a.score_window_s != a.window_s:
+            window += f" (score PSI {a.score_window_s}s)"
         if a.stable_offset_s:
             window += f", stable read {a.stable_offset_s}s earlier (no stable traffic at 100%)"
+        where = (
+            f"shadow ({params.canary.shadow.mirror_percent}% mirrored, no user traffic)"
+            if record.phase == "shadow"
+            else f"step {record.step + 1} ({record.weight}%)"
+        )
         lines += [
             "",
-            f"### Analysis {n}: step {record.step + 1} ({record.weight}%) at "
-            f"{_utc(record.at)}, {window}: {a.verdict}",
+            f"### Analysis {n}: {where} at {_utc(record.at)}, {window}: {a.verdict}",
             "",
             "| check | canary | stable | threshold | verdict | note |",
             "|---|---:|---:|---|---|---|",
@@ -123,7 +145,7 @@ def render_markdown(state: CanaryState, params: Params) -> str:
             note = check.message.replace("|", "\\|").replace("\n", " ")
             lines.append(
                 f"| {check.name} | {_value(check, check.canary)} | "
-                f"{_value(check, check.stable) if check.name != 'score_psi' else '(reference)'} "
+                f"{'(reference)' if check.name == 'score_psi' else _value(check, check.stable)} "
                 f"| {_threshold(check)} | {check.verdict} | {note} |"
             )
     if state.events:
@@ -149,6 +171,11 @@ def timings(state: CanaryState) -> dict[str, float]:
     return out
 
 
+def where(record: StepRecord) -> str:
+    """`shadow` or `step N`, for one analysis."""
+    return "shadow" if record.phase == "shadow" else f"step {record.step + 1}"
+
+
 def render_timeline_text(state: CanaryState) -> str:
     """One line per analysis, for a terminal: time, step, weight, verdict, what was wrong."""
     start = state.started_at
@@ -156,14 +183,14 @@ def render_timeline_text(state: CanaryState) -> str:
     for record in state.history:
         a = record.analysis
         lines.append(
-            f"+{record.at - start:6.1f}s  step {record.step + 1}  {record.weight:3d}%  "
+            f"+{record.at - start:6.1f}s  {where(record)}  {record.weight:3d}%  "
             f"{a.verdict:12s}  {a.summary()}"
         )
     lines.append(f"decision: {decision(state)} - {state.reason or '-'}")
     return "\n".join(lines)
 
 
-def render_prom(state: CanaryState) -> bytes:
+def render_prom(state: CanaryState, mirror_percent: int = 0) -> bytes:
     """The decision metrics as OpenMetrics text."""
     reg = CollectorRegistry(auto_describe=True)
     base = ["model", "env"]
@@ -188,8 +215,13 @@ def render_prom(state: CanaryState) -> bytes:
     failures = gauge(
         "modelops_canary_check_failures", "Failed analyses per check in this release", ["check"]
     )
-    for name in CHECKS:
+    for name in (*CHECKS, *SHADOW_CHECKS):
         failures.labels(*ids, name).set(state.failures.get(name, 0))
+    shadowing = state.phase == Phase.SHADOWING and state.shadow_started_at is not None
+    gauge(
+        "modelops_canary_mirror_percent",
+        "Percent of requests mirrored to the new version (shadow phase; answers discarded)",
+    ).labels(*ids).set(mirror_percent if shadowing else 0)
     gauge("modelops_canary_analyses", "Analyses run in this release").labels(*ids).set(
         len(state.history)
     )
@@ -222,10 +254,10 @@ def render_prom(state: CanaryState) -> bytes:
     return bytes(generate_latest(reg))
 
 
-def write_prom(state: CanaryState, path: Path) -> Path:
+def write_prom(state: CanaryState, path: Path, mirror_percent: int = 0) -> Path:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    write_bytes_atomic(path, render_prom(state))
+    write_bytes_atomic(path, render_prom(state, mirror_percent))
     return path
 
 
@@ -238,26 +270,33 @@ def plot_timeline(state: CanaryState, params: Params, path: Path) -> Path:
 
     c = params.canary
     start = state.started_at
-    fig, axes = plt.subplots(4, 1, figsize=(9, 9), sharex=True)
-    weight_ax, error_ax, p99_ax, psi_ax = axes
+    fig, axes = plt.subplots(5, 1, figsize=(9, 11), sharex=True)
+    weight_ax, agree_ax, error_ax, p99_ax, psi_ax = axes
     end = state.decided_at if state.decided_at is not None else None
     times = [at - start for at, _ in state.weights]
     weights = [w for _, w in state.weights]
     last_t = max([*times, *(r.at - start for r in state.history), (end or start) - start, 1.0])
     if times:
         weight_ax.step([*times, last_t], [*weights, weights[-1]], where="post", color="tab:blue")
-    weight_ax.set_ylabel("% traffic on new version")
+    weight_ax.set_ylabel("% traffic on new version\n(shaded: shadow, mirrored)")
     weight_ax.set_ylim(-5, 105)
     colors = {"passed": "tab:green", "failed": "tab:red", "inconclusive": "tab:gray"}
     panels = [
+        (agree_ax, "decision_agreement", "shadow: decisions\nagreeing with stable", 1.0),
         (error_ax, "error_rate", "5xx share", c.max_error_rate),
         (p99_ax, "p99_latency", "p99 ms", c.max_p99_ms),
         (psi_ax, "score_psi", "score PSI vs stable", c.max_score_psi),
     ]
+    # In the shadow phase the same panels show the candidate's mirrored answers.
+    in_shadow = {"error_rate": "shadow_error_rate", "p99_latency": "shadow_p99_latency",
+                 "score_psi": "shadow_score_psi"}  # fmt: skip
     for ax, name, label, limit in panels:
         xs, canary, stable, limits, verdicts = [], [], [], [], []
         for record in state.history:
-            check = record.analysis.check(name)
+            key = in_shadow.get(name, name) if record.phase == "shadow" else name
+            if key not in {ch.name for ch in record.analysis.checks}:
+                continue
+            check = record.analysis.check(key)
             xs.append(record.at - start)
             canary.append(math.nan if check.canary is None else check.canary)
             stable.append(math.nan if check.stable is None else check.stable)
@@ -274,9 +313,14 @@ def plot_timeline(state: CanaryState, params: Params, path: Path) -> Path:
         ax.set_ylim(bottom=0)
         ax.set_ylabel(label)
         ax.legend(loc="upper left", fontsize=7)
+    shadow_times = [r.at - start for r in state.history if r.phase == "shadow"]
     for ax in axes:
         if end is not None:
             ax.axvline(end - start, color="black", linewidth=0.8)
+        if state.shadow_started_at is not None and shadow_times:
+            ax.axvspan(
+                state.shadow_started_at - start, max(shadow_times), color="tab:purple", alpha=0.08
+            )
         ax.grid(alpha=0.3)
     psi_ax.set_xlabel("seconds since the canary started")
     r = state.release
@@ -297,7 +341,8 @@ def write_reports(
     report_dir.mkdir(parents=True, exist_ok=True)
     summary = report_dir / SUMMARY
     write_bytes_atomic(summary, render_markdown(state, params).encode("utf-8"))
-    paths = {"summary": summary, "metrics": write_prom(state, report_dir / PROM)}
+    mirror = params.canary.shadow.mirror_percent
+    paths = {"summary": summary, "metrics": write_prom(state, report_dir / PROM, mirror)}
     if plot:
         paths["timeline"] = plot_timeline(state, params, report_dir / TIMELINE)
     return paths

@@ -22,6 +22,7 @@ STATE_VERSION = 1
 
 class Phase(StrEnum):
     INITIALIZING = "initializing"
+    SHADOWING = "shadowing"
     PROGRESSING = "progressing"
     PROMOTING = "promoting"
     SUCCEEDED = "succeeded"
@@ -83,6 +84,19 @@ class Release:
             self.stable_image, self.stable_version, self.canary_image, self.canary_version, weight
         )
 
+    def shadow_split(self, mirror_percent: int) -> TrafficSplit:
+        """All user traffic on stable, `mirror_percent` of it copied to the canary."""
+        if self.stable_image is None or self.stable_version is None:
+            raise ModelopsError("a first deploy has no stable version to mirror traffic from")
+        return TrafficSplit(
+            self.stable_image,
+            self.stable_version,
+            self.canary_image,
+            self.canary_version,
+            0,
+            mirror_percent,
+        )
+
     def promoted_split(self) -> TrafficSplit:
         """The canary is the new stable, at 100 %."""
         return TrafficSplit(self.canary_image, self.canary_version)
@@ -99,12 +113,14 @@ class StepRecord:
     step: int
     weight: int
     analysis: Analysis
+    phase: str = "canary"  # or "shadow": mirrored traffic, weight 0
 
     def to_dict(self) -> dict[str, Any]:
         return {
             "at": self.at,
             "step": self.step,
             "weight": self.weight,
+            "phase": self.phase,
             "analysis": self.analysis.to_dict(),
         }
 
@@ -115,6 +131,7 @@ class StepRecord:
             step=int(data["step"]),
             weight=int(data["weight"]),
             analysis=Analysis.from_dict(data["analysis"]),
+            phase=str(data.get("phase", "canary")),
         )
 
 
@@ -135,6 +152,9 @@ class CanaryState:
     reason: str = ""
     started_at: float = 0.0
     decided_at: float | None = None
+    owner: str = ""  # the controller run that drives this canary (see `Lock`)
+    superseded_by: str | None = None  # the newer version that aborted this canary
+    shadow_started_at: float | None = None
 
     @property
     def weight(self) -> int:
@@ -161,6 +181,9 @@ class CanaryState:
             "reason": self.reason,
             "started_at": self.started_at,
             "decided_at": self.decided_at,
+            "owner": self.owner,
+            "superseded_by": self.superseded_by,
+            "shadow_started_at": self.shadow_started_at,
         }
 
     @classmethod
@@ -179,7 +202,45 @@ class CanaryState:
             reason=str(data.get("reason", "")),
             started_at=float(data.get("started_at", 0.0)),
             decided_at=data.get("decided_at"),
+            owner=str(data.get("owner", "")),
+            superseded_by=data.get("superseded_by"),
+            shadow_started_at=data.get("shadow_started_at"),
         )
+
+
+@dataclass(frozen=True)
+class Lock:
+    """Who owns a run folder's canary: the controller run and the version it rolls out.
+
+    A controller writes it when it starts (or resumes) and reads it before every analysis; a
+    newer candidate takes it over, and the controller that lost it aborts its canary (stable
+    at 100 %, reason "superseded by vN") at its next check.
+    """
+
+    owner: str
+    canary_version: str
+    pid: int
+    at: float
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def write_lock(path: Path, lock: Lock) -> None:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    write_bytes_atomic(path, (json.dumps(lock.to_dict(), indent=2) + "\n").encode("utf-8"))
+
+
+def read_lock(path: Path) -> Lock | None:
+    """The lock in `path`, or None when there is none (or it is unreadable: nobody owns it)."""
+    try:
+        data = json.loads(Path(path).read_text(encoding="utf-8"))
+        return Lock(
+            str(data["owner"]), str(data["canary_version"]), int(data["pid"]), float(data["at"])
+        )
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
 
 
 def save_state(path: Path, state: CanaryState) -> None:

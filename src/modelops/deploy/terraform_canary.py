@@ -14,10 +14,11 @@ from pathlib import Path
 
 from modelops.config import Params
 from modelops.deploy.controller import Outcome, resume_canary, run_canary
+from modelops.deploy.dryrun import DryRunPromoter, DryRunRouter
 from modelops.deploy.gitops import IMAGE_PATTERN
 from modelops.deploy.metrics import PrometheusMetricProvider
-from modelops.deploy.promoter import RegistryPromoter
-from modelops.deploy.router import TerraformRouter
+from modelops.deploy.promoter import Promoter, RegistryPromoter
+from modelops.deploy.router import Router, TerraformRouter
 from modelops.deploy.smoke import records_from_model, smoke_test_deployed
 from modelops.deploy.state import Release
 from modelops.errors import Refused
@@ -37,11 +38,20 @@ def terraform_canary(
     run_dir: Path,
     resume: bool = False,
     terraform: str = "terraform",
+    dry_run: bool = False,
 ) -> Outcome:
-    """Run (or resume) the canary of `model_version` in the terraform environment `env_dir`."""
-    router = TerraformRouter(env_dir, terraform=terraform)
+    """Run (or resume) the canary of `model_version` in the terraform environment `env_dir`.
+
+    `dry_run`: the analysis on live metrics, every action logged instead of done
+    (`deploy/dryrun.py`), state and reports in `run_dir/dry-run`.
+    """
+    router: Router = TerraformRouter(env_dir, terraform=terraform)
     metrics = PrometheusMetricProvider(prometheus_url, params.canary.query_timeout_seconds)
-    promoter = RegistryPromoter(registry)
+    promoter: Promoter = RegistryPromoter(registry)
+    if dry_run:
+        if resume:
+            raise Refused("--dry-run starts a fresh analysis; it does not resume")
+        router, promoter, run_dir = DryRunRouter(router), DryRunPromoter(), run_dir / "dry-run"
     run_dir.mkdir(parents=True, exist_ok=True)
     if resume:
         return resume_canary(router, metrics, promoter, params, run_dir)
@@ -59,6 +69,11 @@ def terraform_canary(
     else:
         live = router.current()
         release = Release(model_name, version, image, live.stable_model_version, live.stable_image)
+    if release.first_deploy and dry_run:
+        raise Refused(
+            f"first deploy of {model_name} to {env_dir}: nothing serves yet, so there is no "
+            "live traffic for a dry run to analyse"
+        )
     if release.first_deploy and not service_url:
         raise Refused(
             f"first deploy of {model_name} to {env_dir}: the smoke test probes the deployed "
@@ -86,4 +101,9 @@ def terraform_canary(
         Path(env_dir).resolve().name,
         run_dir,
         smoke=smoke,
+        shadow_skip_reason=(
+            "the terraform target has no prediction-log source to join the two tracks' "
+            "answers (ship both tracks' logs to one place and give the controller a "
+            "ShadowSource to enable it)"
+        ),
     )

@@ -36,11 +36,12 @@ module "model_service" {
   namespace   = kubernetes_namespace_v1.model.metadata[0].name
   environment = local.environment
 
-  stable_image         = var.stable_image
-  stable_model_version = var.stable_model_version
-  canary_image         = var.canary_image
-  canary_model_version = var.canary_model_version
-  canary_weight        = var.canary_weight
+  stable_image          = var.stable_image
+  stable_model_version  = var.stable_model_version
+  canary_image          = var.canary_image
+  canary_model_version  = var.canary_model_version
+  canary_weight         = var.canary_weight
+  canary_mirror_percent = var.canary_mirror_percent
 
   gateway            = var.gateway
   hostnames          = local.hostnames

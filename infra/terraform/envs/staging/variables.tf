@@ -29,6 +29,11 @@ variable "canary_weight" {
   description = "Percent of requests (0..100) sent to the canary."
 }
 
+variable "canary_mirror_percent" {
+  type        = number
+  description = "Percent of requests (0..100) copied to the canary in the shadow phase (answers discarded)."
+}
+
 # ---- Cluster access and routing (override with TF_VAR_* or a *.tfvars file) ----
 
 variable "kubeconfig_path" {

@@ -9,7 +9,23 @@ locals {
 
   # At weight 0 the canary runs no pods: its Deployment, autoscaler and
   # disruption budget are removed. Its Service stays so the route always resolves.
-  canary_live = var.canary_weight > 0
+  canary_live = var.canary_weight > 0 || var.canary_mirror_percent > 0
+
+  # The shadow phase: a copy of canary_mirror_percent of the requests goes to the canary
+  # Service (Gateway API RequestMirror; the gateway discards its answers). The client's
+  # X-Request-ID header travels with the copy, so both tracks log the same request id.
+  mirror_filters = var.canary_mirror_percent > 0 ? [{
+    type = "RequestMirror"
+    requestMirror = {
+      backendRef = {
+        group = ""
+        kind  = "Service"
+        name  = local.tracks.canary.name
+        port  = local.service_port
+      }
+      percent = var.canary_mirror_percent
+    }
+  }] : []
 
   common_labels = merge(var.labels, {
     "app.kubernetes.io/name"       = var.name
@@ -416,6 +432,7 @@ resource "kubernetes_manifest" "route" {
         matches = [{
           path = { type = "PathPrefix", value = "/" }
         }]
+        filters = local.mirror_filters
         backendRefs = [
           for track in ["stable", "canary"] : {
             group  = ""

@@ -70,6 +70,23 @@ variable "canary_weight" {
   }
 }
 
+variable "canary_mirror_percent" {
+  type        = number
+  description = "Percent of requests (0..100) the HTTPRoute also copies to the canary, its answers discarded (the shadow phase); above 0 the canary pods run."
+  default     = 0
+  nullable    = false
+
+  validation {
+    condition     = var.canary_mirror_percent >= 0 && var.canary_mirror_percent <= 100 && floor(var.canary_mirror_percent) == var.canary_mirror_percent
+    error_message = "The canary_mirror_percent must be a whole number from 0 to 100."
+  }
+
+  validation {
+    condition     = var.canary_mirror_percent == 0 || var.canary_image != null
+    error_message = "A canary_mirror_percent above 0 needs a canary_image to mirror to."
+  }
+}
+
 # ---- Where and how the service runs -------------------------------------------
 
 variable "name" {

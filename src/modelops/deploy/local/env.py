@@ -333,9 +333,15 @@ def _service_env(
         "MODELOPS_TRACK": track,
         "MODELOPS_ENVIRONMENT": env_label,
         "MODELOPS_IMAGE_TAG": image,
-        "MODELOPS_PREDICTION_LOG": str(logs / f"{track}-predictions"),
+        "MODELOPS_PREDICTION_LOG": str(prediction_log_path(logs.parent, track)),
         **(extra or {}),
     }
+
+
+def prediction_log_path(run_dir: Path, track: str) -> Path:
+    """The folder where the rehearsal's `track` service writes its prediction log (day
+    partitions)."""
+    return Path(run_dir) / "logs" / f"{track}-predictions"
 
 
 def apply_desired_state(run_dir: Path, values: Mapping[str, Any]) -> TrafficSplit:

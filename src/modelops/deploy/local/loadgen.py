@@ -4,8 +4,9 @@ A canary judged on live metrics needs live requests; in the rehearsal nobody els
 any. `LoadGenerator` runs an asyncio loop in a background thread that sends records drawn
 at random from real rows (the test split, or the model's input example) at `rps` requests per
 second over keep-alive connections, `batch` records per request. It counts the answers by
-status and by the model version that answered, which is how the tests check where nginx sends
-traffic. It stops when asked to.
+status, by the model version that answered and by the upstream nginx chose (with the time the
+first request to each was sent, from which `make bench-canary` counts), which is how the tests
+check where nginx sends traffic. It stops when asked to.
 """
 
 from __future__ import annotations
@@ -75,6 +76,8 @@ class LoadGenerator:
         self._lock = threading.Lock()
         self._status: Counter[str] = Counter()
         self._versions: Counter[str] = Counter()
+        self._upstreams: Counter[str] = Counter()
+        self._first_sent: dict[str, float] = {}  # upstream address -> first request's send time
         self._thread: threading.Thread | None = None
 
     def start(self) -> LoadGenerator:
@@ -102,13 +105,21 @@ class LoadGenerator:
                 "requests": sum(self._status.values()),
                 "by_status": dict(self._status),
                 "by_model_version": dict(self._versions),
+                "by_upstream": dict(self._upstreams),
+                "first_sent_by_upstream": dict(self._first_sent),
             }
 
-    def _count(self, status: str, version: str | None) -> None:
+    def _count(
+        self, status: str, version: str | None, upstream: str | None = None, sent: float = 0.0
+    ) -> None:
         with self._lock:
             self._status[status] += 1
             if version is not None:
                 self._versions[version] += 1
+            if upstream:
+                self._upstreams[upstream] += 1
+                first = self._first_sent.get(upstream)
+                self._first_sent[upstream] = sent if first is None else min(first, sent)
 
     def _body(self) -> bytes:
         # Drawn at random: rows sent in a fixed cycle would meet nginx's fixed weighted
@@ -117,6 +128,7 @@ class LoadGenerator:
         return json.dumps(rows[0] if self.batch == 1 else rows).encode()
 
     async def _send(self, client: httpx.AsyncClient, body: bytes) -> None:
+        sent = time.time()
         try:
             response = await client.post(
                 self.url, content=body, headers={"content-type": "application/json"}
@@ -124,7 +136,8 @@ class LoadGenerator:
             version = None
             if response.status_code == 200:
                 version = str(response.json().get("model_version"))
-            self._count(str(response.status_code), version)
+            upstream = response.headers.get("x-modelops-upstream")
+            self._count(str(response.status_code), version, upstream, sent)
         except (httpx.HTTPError, ValueError) as error:
             self._count(type(error).__name__, None)
 

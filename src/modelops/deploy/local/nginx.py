@@ -33,6 +33,44 @@ from modelops.deploy.local.procs import LocalEnvError, log_tail, start_detached,
 from modelops.errors import RouterError
 
 STATUS_PATH = "/__modelops/split"
+MIRROR_PATH = "/__modelops/mirror"
+# Every request carries an id to both tracks: the client's X-Request-ID, else nginx's own
+# $request_id (a mirror subrequest shares its parent's variables, so the copy has the same id).
+REQUEST_ID_MAP = """  map $http_x_request_id $modelops_request_id {
+    ""      $request_id;
+    default $http_x_request_id;
+  }
+"""
+
+
+def mirror_split(percent: int) -> str:
+    """Which requests are mirrored: `percent` of them, chosen by request id."""
+    return (
+        '  split_clients "${modelops_request_id}" $modelops_mirrored {\n'
+        f'    {percent}% "1";\n'
+        '    *   "";\n'
+        "  }\n"
+    )
+
+
+def render_mirror_location(canary_address: str) -> str:
+    """The internal location the mirror subrequest goes to: the canary, answer discarded."""
+    return f"""    location = {MIRROR_PATH} {{
+      internal;
+      if ($modelops_mirrored = "") {{
+        return 204;
+      }}
+      proxy_pass http://{canary_address}$request_uri;
+      proxy_http_version 1.1;
+      proxy_set_header Connection "";
+      proxy_set_header X-Request-ID $modelops_request_id;
+      proxy_set_header X-Modelops-Mirrored "1";
+      proxy_connect_timeout 2s;
+      proxy_read_timeout 10s;
+    }}
+"""
+
+
 UPSTREAM = "modelops_model"
 TEMP_DIRS = ("client_body", "proxy", "fastcgi", "uwsgi", "scgi")
 
@@ -80,6 +118,7 @@ def render_config(
     """nginx.conf for `split`: weighted servers for the live tracks (an upstream needs weight
     >= 1, so a track at 0 % is left out); 503 for every request when nothing is deployed."""
     temp = layout.root / "temp"
+    mirror_location = ""
     status = {"generation": generation, "split": split.to_json() if split else None}
     # Validated image references and versions hold no quote, backslash or '$'.
     status_json = json.dumps(status, separators=(",", ":"))
@@ -90,7 +129,7 @@ def render_config(
             '      return 503 \'{"detail": "nothing is deployed yet"}\';'
         )
     else:
-        servers = [(split.stable_image, split.stable_weight)]
+        servers = [(split.stable_image, split.stable_weight)]  # mirroring sends no user traffic
         if split.canary_image is not None:
             servers.append((split.canary_image, split.canary_weight))
         lines = [
@@ -101,12 +140,25 @@ def render_config(
         # Idle upstream connections close on nginx's side first (uvicorn closes them after
         # 5 s): a request sent on a connection the service is closing would be a 502.
         keepalive = "    keepalive 32;\n    keepalive_timeout 2s;\n"
-        upstream = f"  upstream {UPSTREAM} {{\n" + "\n".join(lines) + "\n" + keepalive + "  }\n"
+        upstream = (
+            f"  upstream {UPSTREAM} {{\n"
+            + "\n".join(lines)
+            + "\n"
+            + keepalive
+            + "  }\n"
+            + REQUEST_ID_MAP
+        )
+        mirror = ""
+        if split.canary_mirror_percent > 0 and split.canary_image is not None:
+            upstream += mirror_split(split.canary_mirror_percent)
+            mirror = f"mirror {MIRROR_PATH};\n      "
+            mirror_location = render_mirror_location(backends[split.canary_image])
         route = (
-            f"proxy_pass http://{UPSTREAM};\n"
+            f"{mirror}proxy_pass http://{UPSTREAM};\n"
             "      proxy_http_version 1.1;\n"
             '      proxy_set_header Connection "";\n'
             "      proxy_set_header Host $host;\n"
+            "      proxy_set_header X-Request-ID $modelops_request_id;\n"
             "      proxy_next_upstream off;\n"
             "      add_header X-Modelops-Upstream $upstream_addr always;"
         )
@@ -140,7 +192,7 @@ http {{
     location / {{
       {route}
     }}
-  }}
+{mirror_location}  }}
 }}
 """
 

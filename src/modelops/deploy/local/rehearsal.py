@@ -22,11 +22,12 @@ from typing import Any
 
 from modelops.config import Params
 from modelops.deploy.controller import STATE_FILE, Outcome, resume_canary, run_canary
-from modelops.deploy.local.env import CANARY, STABLE, LocalEnv
+from modelops.deploy.local.env import CANARY, STABLE, LocalEnv, prediction_log_path
 from modelops.deploy.local.loadgen import LoadGenerator, records_from_table
 from modelops.deploy.local.procs import LocalEnvError
 from modelops.deploy.metrics import PrometheusMetricProvider
 from modelops.deploy.promoter import RegistryPromoter
+from modelops.deploy.shadow import PredictionLogs
 from modelops.deploy.smoke import records_from_model, smoke_test
 from modelops.deploy.state import Release, StateError, load_state
 from modelops.errors import Refused
@@ -159,8 +160,10 @@ def rehearse(
     try:
         records = load_records(config, env)
         canary_url = env.services[CANARY].url
+        logs = {t: prediction_log_path(config.run_dir, t) for t in (STABLE, CANARY)}
         options: dict[str, Any] = {
-            "smoke": lambda _: smoke_test(canary_url, records, params.canary.smoke_requests)
+            "smoke": lambda _: smoke_test(canary_url, records, params.canary.smoke_requests),
+            "shadow": PredictionLogs(logs),  # nginx mirrors; both services log request ids
         }
         metrics = PrometheusMetricProvider(env.prometheus_url, params.canary.query_timeout_seconds)
         promoter = RegistryPromoter(registry)
