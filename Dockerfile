@@ -30,19 +30,6 @@ RUN pip install --no-cache-dir --no-deps . \
 # ---- runtime: the virtualenv, the model, a non-root user ----------------------------------
 FROM ${PYTHON_IMAGE} AS runtime
 ARG MODEL_DIR=build/model
-ARG MODEL_NAME=unregistered
-ARG MODEL_VERSION=unregistered
-ARG MODEL_RUN_ID=""
-ARG GIT_COMMIT=unknown
-ARG IMAGE_TAG=none
-LABEL org.opencontainers.image.title="modelops model service" \
-      org.opencontainers.image.description="FastAPI scoring service for ${MODEL_NAME} version ${MODEL_VERSION}" \
-      org.opencontainers.image.version="${MODEL_NAME}-${MODEL_VERSION}" \
-      org.opencontainers.image.revision="${GIT_COMMIT}" \
-      org.opencontainers.image.licenses="Apache-2.0" \
-      io.modelops.model.name="${MODEL_NAME}" \
-      io.modelops.model.version="${MODEL_VERSION}" \
-      io.modelops.model.run-id="${MODEL_RUN_ID}"
 RUN groupadd --system --gid 10001 app \
  && useradd --system --uid 10001 --gid app --home-dir /app --no-create-home --shell /usr/sbin/nologin app
 WORKDIR /app
@@ -57,8 +44,23 @@ ENV PATH=/opt/venv/bin:$PATH \
     MODELOPS_MODEL_URI=/app/model \
     MODELOPS_HOST=0.0.0.0 \
     MODELOPS_PORT=8000 \
-    MODELOPS_PREDICTION_LOG=/app/logs/predictions.jsonl \
-    MODELOPS_IMAGE_TAG=${IMAGE_TAG}
+    MODELOPS_PREDICTION_LOG=/app/logs/predictions.jsonl
+# What differs between two builds of the same code and model comes last, so a rebuild for
+# another commit or tag reuses every layer above.
+ARG MODEL_NAME=unregistered
+ARG MODEL_VERSION=unregistered
+ARG MODEL_RUN_ID=""
+ARG GIT_COMMIT=unknown
+ARG IMAGE_TAG=none
+LABEL org.opencontainers.image.title="modelops model service" \
+      org.opencontainers.image.description="FastAPI scoring service for ${MODEL_NAME} version ${MODEL_VERSION}" \
+      org.opencontainers.image.version="${MODEL_NAME}-${MODEL_VERSION}" \
+      org.opencontainers.image.revision="${GIT_COMMIT}" \
+      org.opencontainers.image.licenses="Apache-2.0" \
+      io.modelops.model.name="${MODEL_NAME}" \
+      io.modelops.model.version="${MODEL_VERSION}" \
+      io.modelops.model.run-id="${MODEL_RUN_ID}"
+ENV MODELOPS_IMAGE_TAG=${IMAGE_TAG}
 USER 10001:10001
 EXPOSE 8000
 HEALTHCHECK --interval=10s --timeout=3s --start-period=30s --retries=3 \

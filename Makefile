@@ -186,3 +186,30 @@ canary: setup ## Rehearse the canary locally (nginx + Prometheus + load): champi
 
 canary-stop: setup ## Stop a rehearsal left running (modelops deploy canary --keep-env)
 	modelops deploy canary --stop-env --run-dir build/canary
+
+# The service image (serving/README.md): the Dockerfile built with the model export-model put
+# in MODEL_DIR, tagged with the model version and the git commit, pushed to REGISTRY.
+# podman (+buildah) where there is no Docker daemon, `docker buildx` where there is
+# (MODELOPS_ENGINE chooses). BASE_IMAGE=local builds the Python base here with mmdebstrap
+# (once per machine, cached), for machines that reach no public container registry; empty
+# means the Dockerfile's python:3.11-slim pinned by digest. The default: local without Docker.
+.PHONY: image push registry registry-stop bench-image
+REGISTRY ?= 127.0.0.1:5000
+IMAGE_REPO ?= $(REGISTRY)/modelops/credit-scoring
+BASE_IMAGE ?= $(if $(shell command -v docker 2>/dev/null),,local)
+REGISTRY_DIR ?= $(HOME)/.cache/modelops/registry
+BASELINE_REF ?= main
+image: setup ## Build the service image for MODEL_DIR (tags: model version, git commit) as IMAGE_REPO
+	modelops deploy image --model-dir $(MODEL_DIR) --image-name "$(IMAGE_REPO)" --base "$(BASE_IMAGE)"
+
+push: setup ## Build, then push every tag to REGISTRY; prints IMAGE_REPO@sha256:<the digest the registry returned>
+	modelops deploy image --model-dir $(MODEL_DIR) --image-name "$(IMAGE_REPO)" --base "$(BASE_IMAGE)" --push
+
+registry: setup ## Start a local container registry (docker-registry) on REGISTRY (127.0.0.1:5000); storage in REGISTRY_DIR
+	modelops deploy registry --port $(lastword $(subst :, ,$(REGISTRY))) --root "$(REGISTRY_DIR)"
+
+registry-stop: setup ## Stop the registry `make registry` started
+	modelops deploy registry --stop --port $(lastword $(subst :, ,$(REGISTRY))) --root "$(REGISTRY_DIR)"
+
+bench-image: setup ## Build MODEL_DIR's image (this tree and BASELINE_REF's Dockerfile), push, pull, run -> bench/results/image.json
+	python -m modelops.bench.image --model-dir $(MODEL_DIR) --base "$(BASE_IMAGE)" --baseline-ref "$(BASELINE_REF)" --out bench/results/image.json
