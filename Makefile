@@ -38,15 +38,17 @@ system-deps: ## Install missing system tools the tests use: nginx, prometheus, w
 
 # Tests run in parallel (pytest-xdist). Many of them wait on real processes (services, nginx,
 # Prometheus, act), so more workers than cores pays: PYTEST_WORKERS=4 on a 2-core machine.
+# --dist loadgroup: tests marked xdist_group("x") share one worker (and its module fixtures);
+# the others are spread one by one, as --dist load does.
 PYTEST_WORKERS ?= 4
 test: setup system-deps ## Run the whole test suite in parallel (what .ci/run calls)
-	pytest -n $(PYTEST_WORKERS)
+	pytest -n $(PYTEST_WORKERS) --dist loadgroup
 
 test-fast: setup ## Unit tests only
-	pytest -n $(PYTEST_WORKERS) tests/unit
+	pytest -n $(PYTEST_WORKERS) --dist loadgroup tests/unit
 
 test-pr: setup system-deps ## What a pull request runs: unit + integration (the e2e suites run on main and nightly)
-	pytest -n $(PYTEST_WORKERS) -m "not e2e and not terraform_binary"
+	pytest -n $(PYTEST_WORKERS) --dist loadgroup -m "not e2e and not terraform_binary"
 
 lint: setup ## ruff + mypy
 	ruff check src serving tests data

@@ -43,9 +43,7 @@ def seconds_to_ready(engine: Engine, ref: str, timeout_s: float = 60) -> float:
     port = free_port()
     name = f"bench-image-{port}"
     started = time.perf_counter()
-    engine.start(
-        ref, name, env={"MODELOPS_PORT": str(port)}, tmpfs=["/app/logs:uid=10001,gid=10001"]
-    )
+    engine.start(ref, name, env={"MODELOPS_PORT": str(port)}, tmpfs=["/app/logs:mode=1777"])
     try:
         while time.perf_counter() - started < timeout_s:
             try:

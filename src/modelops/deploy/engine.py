@@ -16,6 +16,7 @@ a layer.
 from __future__ import annotations
 
 import configparser
+import fcntl
 import json
 import os
 import re
@@ -88,7 +89,11 @@ class Engine:
             args += ["--volume", mount]
         if self.name == "docker":
             args = ["buildx", *args]
-        self.run(*args, str(context))
+        # One build at a time per machine: a second build of the same layers then reuses the
+        # first's cache instead of repeating its pip install alongside it.
+        with (CACHE / "build.lock").open("w") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            self.run(*args, str(context))
         image_id = iidfile.read_text().strip().removeprefix("sha256:")
         iidfile.unlink()
         return image_id
@@ -124,6 +129,13 @@ class Engine:
         (info,) = json.loads(self.run("image", "inspect", ref).stdout)
         return dict(info)
 
+    def healthcheck_command(self, ref: str) -> list[str]:
+        """The image's HEALTHCHECK test, e.g. ["CMD", "python", ...] ([] when none)."""
+        info = self.inspect(ref)
+        # podman reports it beside Config, docker inside it
+        check = info.get("Healthcheck") or info.get("Config", {}).get("Healthcheck") or {}
+        return list(check.get("Test") or [])
+
     def start(
         self,
         ref: str,
@@ -136,7 +148,8 @@ class Engine:
         capabilities, no privilege gain, host network (MODELOPS_PORT picks the port);
         `volumes` and `tmpfs` mounts are the only writable places. Returns the container id."""
         args = ["run", "-d", "--name", name, "--network=host", "--read-only", "--cap-drop=all"]
-        args += ["--security-opt=no-new-privileges"]
+        # /tmp: the metrics' multiprocess folder (podman mounts it with --read-only; docker not)
+        args += ["--security-opt=no-new-privileges", "--tmpfs", "/tmp"]
         for key, value in (env or {}).items():
             args += ["-e", f"{key}={value}"]
         for volume in volumes:
@@ -147,8 +160,8 @@ class Engine:
 
     def healthcheck(self, container: str) -> subprocess.CompletedProcess[str]:
         """Run the image's HEALTHCHECK command in the container (exit 0 = healthy)."""
-        config = json.loads(self.run("inspect", container).stdout)[0]["Config"]
-        test = (config.get("Healthcheck") or {}).get("Test") or []
+        image = json.loads(self.run("inspect", container).stdout)[0]["Image"]
+        test = self.healthcheck_command(image)
         if not test or test[0] not in ("CMD", "CMD-SHELL"):
             raise EngineError(f"the image of {container} has no HEALTHCHECK command")
         command = test[1:] if test[0] == "CMD" else ["/bin/sh", "-c", test[1]]
