@@ -9,18 +9,23 @@
 # context and be let through by .dockerignore (build/model* is).
 
 ARG PYTHON_IMAGE=python:3.11.7-slim-bookworm
+# The pyproject extras the service gets: `serve` runs the fast path compiled at export;
+# `serve,serve-sklearn` adds sklearn for a model the fast path cannot replay (`modelops deploy
+# image-plan` chooses from the export's fast_path/predictor.json).
+ARG SERVE_EXTRAS=serve,serve-sklearn
 
 # ---- build: a virtualenv with the serve extra at the lock file's versions -----------------
 FROM ${PYTHON_IMAGE} AS build
+ARG SERVE_EXTRAS
 ENV PIP_DISABLE_PIP_VERSION_CHECK=1 \
     PIP_NO_CACHE_DIR=1
 RUN python -m venv /opt/venv
 ENV PATH=/opt/venv/bin:$PATH
 WORKDIR /src
 COPY pyproject.toml requirements.lock README.md ./
-# Only the `serve` extra (no mlflow, dvc, ...), constrained to requirements.lock, from wheels
-# only: nothing is compiled, so no stage needs a compiler.
-RUN python -c "import tomllib; print('\n'.join(tomllib.load(open('pyproject.toml', 'rb'))['project']['optional-dependencies']['serve']))" > serve-requirements.txt \
+# Only the SERVE_EXTRAS extras (no mlflow, dvc, ...), constrained to requirements.lock, from
+# wheels only: nothing is compiled, so no stage needs a compiler.
+RUN python -c "import os, tomllib; extras = tomllib.load(open('pyproject.toml', 'rb'))['project']['optional-dependencies']; print('\n'.join(r for e in os.environ['SERVE_EXTRAS'].split(',') for r in extras[e]))" > serve-requirements.txt \
  && pip install --no-cache-dir --only-binary=:all: -c requirements.lock -r serve-requirements.txt
 COPY src ./src
 COPY serving ./serving

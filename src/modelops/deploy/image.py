@@ -89,6 +89,7 @@ def plan_image(
     tags = [f"{image}:{version_tag}", f"{image}:sha-{commit[:12]}"]
     build_args = {
         "MODEL_DIR": str(model_dir),
+        "SERVE_EXTRAS": serve_extras(Path(model_dir)),
         "MODEL_NAME": name,
         "MODEL_VERSION": version,
         "MODEL_RUN_ID": str(info.get("run_id", "")),
@@ -96,6 +97,21 @@ def plan_image(
         "IMAGE_TAG": version_tag,
     }
     return ImagePlan(registry, image, tags, build_args)
+
+
+# What export-model recorded about the predictor (serving/compiled.py writes it).
+PREDICTOR_MANIFEST = Path("fast_path") / "predictor.json"
+
+
+def serve_extras(model_dir: Path) -> str:
+    """The pyproject extras the image needs for this model: `serve` when the export compiled
+    and checked the fast path, plus `serve-sklearn` when it chose sklearn or recorded
+    nothing (an export made before the fast path was compiled at export)."""
+    try:
+        kind = json.loads((model_dir / PREDICTOR_MANIFEST).read_text(encoding="utf-8"))["kind"]
+    except (FileNotFoundError, KeyError, json.JSONDecodeError):
+        kind = "sklearn"
+    return "serve" if kind != "sklearn" else "serve,serve-sklearn"
 
 
 @dataclass(frozen=True)
