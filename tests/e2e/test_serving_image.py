@@ -1,193 +1,214 @@
-"""The image, natively. No Docker engine runs here (the one stand-in of this test), so it
-rebuilds what the Dockerfile builds and runs what it runs, read from the Dockerfile itself:
+"""The service image, for real: built from the Dockerfile with a model exported by
+`modelops export-model`, pushed to a registry, pulled by the digest the registry returned,
+and run the way production should run it: read-only root filesystem, every capability
+dropped, no privilege gain, the prediction log on a volume (the only writable place).
 
-  - the build stage: its COPY sources make the build context, its RUN lines' recipe (the
-    `serve` extra, requirements.lock as constraints, wheels only, the project with --no-deps)
-    makes a fresh virtualenv;
-  - the runtime stage: the model exported by `modelops export-model` goes where
-    COPY ${MODEL_DIR} puts it, the ENV lines become the environment, CMD is the command and
-    HEALTHCHECK the probe, with the image's /app and /opt/venv mapped to temp folders.
-
-If the Dockerfile's start command, environment or health check change, this test runs the
-changed ones."""
+One build (module scope; the engine's layer cache makes a rebuild cheap) serves every test;
+they run in file order on one worker (xdist_group), the last one stops the container.
+"""
 
 from __future__ import annotations
 
 import json
 import os
-import re
-import shlex
-import shutil
 import subprocess
 import sys
+from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import httpx
+import numpy as np
 import pytest
 
-from serving.process import ServiceProcess, free_port
+from modelops.deploy.engine import Engine
+from modelops.deploy.image import Pushed, build_image, plan_image, push_image
+from modelops.deploy.local.procs import free_port, wait_until
+from serving.model import load_pipeline, read_card
+from serving.predictor import Batch
+from tests.fixtures.images import (  # noqa: F401 (fixtures)
+    base_image,
+    build_context,
+    container_engine,
+    container_registry,
+    head_commit,
+)
 
-pytestmark = pytest.mark.e2e
-ROOT = Path(__file__).resolve().parents[2]
-
-
-def instructions(text: str) -> list[tuple[str, str]]:
-    joined = re.sub(r"\\\n", " ", text)
-    found = []
-    for line in joined.splitlines():
-        line = line.strip()
-        if line and not line.startswith("#"):
-            word, _, rest = line.partition(" ")
-            found.append((word.upper(), rest.strip()))
-    return found
-
-
-def runtime_stage(text: str) -> tuple[list[tuple[str, str]], list[tuple[str, str]]]:
-    """(build stage, runtime stage) instructions."""
-    stages: list[list[tuple[str, str]]] = []
-    for instruction in instructions(text):
-        if instruction[0] == "FROM":
-            stages.append([])
-        if stages:
-            stages[-1].append(instruction)
-    return stages[0], stages[-1]
+pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group("serving-image")]
+UID = 10001
 
 
-def exec_form(args: str) -> list[str]:
-    value = json.loads(args)
-    assert isinstance(value, list), f"use the exec form, not {args!r}"
-    return [str(v) for v in value]
+@dataclass
+class Image:
+    pushed: Pushed
+    model: Path
+    commit: str
+    run_id: str
 
 
-def image_env(runtime: list[tuple[str, str]], mapping: dict[str, str]) -> dict[str, str]:
-    """The ENV lines, with ARG defaults substituted and image paths mapped to local ones."""
-    args = {}
-    for word, rest in runtime:
-        if word == "ARG" and "=" in rest:
-            key, value = rest.split("=", 1)
-            args[key] = value.strip('"')
-    env: dict[str, str] = {}
-    for word, rest in runtime:
-        if word != "ENV":
-            continue
-        for pair in shlex.split(rest):
-            key, value = pair.split("=", 1)
-            value = re.sub(
-                r"\$\{?(\w+)\}?",
-                lambda m: args.get(m[1], env.get(m[1], os.environ.get(m[1], ""))),
-                value,
-            )
-            for image_path, local in mapping.items():
-                value = value.replace(image_path, local)
-            env[key] = value
-    return env
+@dataclass
+class Running:
+    name: str
+    url: str
+    logs: Path
 
 
-def build_venv(build: list[tuple[str, str]], context: Path, venv: Path) -> Path:
-    """The build stage's recipe, with uv when present (same resolver inputs, faster)."""
-    runs = " ".join(rest for word, rest in build if word == "RUN")
-    assert "--only-binary=:all: -c requirements.lock -r serve-requirements.txt" in runs
-    extract = re.search(r'python -c "(.+?)" > serve-requirements\.txt', runs)
-    assert extract is not None
-    subprocess.run([sys.executable, "-c", extract[1]], cwd=context, check=True,
-                   stdout=(context / "serve-requirements.txt").open("w"))  # fmt: skip
-    uv = shutil.which("uv")
-    if uv:
-        subprocess.run([uv, "venv", "-q", str(venv), "--python", "3.11"], check=True)
-        install = [uv, "pip", "install", "-q", "--python", str(venv / "bin" / "python")]
-        binary = ["--only-binary", ":all:"]
-    else:
-        subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
-        install = [str(venv / "bin" / "pip"), "install", "-q", "--no-cache-dir"]
-        binary = ["--only-binary=:all:"]
-    subprocess.run([*install, *binary, "-c", "requirements.lock", "-r", "serve-requirements.txt"],
-                   cwd=context, check=True)  # fmt: skip
-    subprocess.run([*install, "--no-deps", "."], cwd=context, check=True)
-    return venv
-
-
-def test_the_image_start_command_serves_the_exported_model(
-    trained_model: dict[str, Any], tmp_path: Path
-) -> None:
-    text = (ROOT / "Dockerfile").read_text()
-    build, runtime = runtime_stage(text)
-
-    # the build context: exactly what the build stage copies
-    context = tmp_path / "context"
-    context.mkdir()
-    for word, rest in build:
-        if word == "COPY":
-            *sources, _ = shlex.split(rest)
-            for source in sources:
-                target = context / source
-                if (ROOT / source).is_dir():
-                    shutil.copytree(
-                        ROOT / source, target, ignore=shutil.ignore_patterns("__pycache__")
-                    )
-                else:
-                    shutil.copy2(ROOT / source, target)
-    venv = build_venv(build, context, tmp_path / "opt-venv")
-    no_mlflow = subprocess.run([str(venv / "bin" / "python"), "-c", "import mlflow"],
-                               capture_output=True)  # fmt: skip
-    assert no_mlflow.returncode != 0  # the image serves without the pipeline's packages
-    uri = "models:/credit-scoring@champion"
-    registry = subprocess.run(
-        [str(venv / "bin" / "python"), "-m", "serving", "--model", uri],
-        capture_output=True, text=True, cwd=tmp_path,
-    )  # fmt: skip
-    assert registry.returncode == 1
-    assert "needs mlflow" in registry.stderr and "modelops export-model" in registry.stderr
-
-    # the model: exported from the tracking store, copied where COPY ${MODEL_DIR} puts it
-    app = tmp_path / "app"
-    exported = tmp_path / "build" / "model"
+@pytest.fixture(scope="module")
+def image(
+    tmp_path_factory: pytest.TempPathFactory,
+    trained_model: dict[str, Any],
+    container_engine: Engine,  # noqa: F811
+    base_image: str,  # noqa: F811
+    container_registry: str,  # noqa: F811
+) -> Image:
+    context = build_context(tmp_path_factory.mktemp("image") / "context")
+    model = context / "build" / "model"
     export = subprocess.run(
         [str(Path(sys.executable).parent / "modelops"), "export-model",
-         "--model-uri", f"runs:/{trained_model['run_id']}/model", "--out", str(exported)],
+         "--model-uri", f"runs:/{trained_model['run_id']}/model", "--out", str(model)],
         capture_output=True, text=True,
         env={**os.environ, "MLFLOW_TRACKING_URI": str(trained_model["tracking_uri"])},
     )  # fmt: skip
     assert export.returncode == 0, export.stderr
-    copies = [rest for word, rest in runtime if word == "COPY" and "--from" not in rest]
-    assert copies == ["${MODEL_DIR} /app/model"]
-    shutil.copytree(exported, app / "model")
-    for word, rest in runtime:
-        if word == "RUN" and "mkdir /app/logs" in rest:
-            (app / "logs").mkdir()
+    commit = head_commit()
+    plan = plan_image(model, "", "", commit, f"{container_registry}/test/credit-scoring")
+    plan.build_args["MODEL_DIR"] = "build/model"
+    built = build_image(plan, container_engine, context, base_image)
+    pushed = push_image(plan, container_engine)
+    # The tags go (removing the image would drop the layer cache the next build reuses); the
+    # container runs what the pull by digest resolved in the registry, the image built.
+    container_engine.run("untag", built, *plan.tags)
+    assert container_engine.pull(pushed.ref, insecure=True) == built
+    return Image(pushed, model, commit, str(trained_model["run_id"]))
 
-    mapping = {"/opt/venv": str(venv), "/app": str(app)}
-    env = image_env(runtime, mapping)
-    assert env["MODELOPS_MODEL_URI"] == str(app / "model")
+
+@pytest.fixture(scope="module")
+def running(
+    image: Image,
+    container_engine: Engine,  # noqa: F811
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[Running]:
+    logs = tmp_path_factory.mktemp("prediction-logs")
+    os.chown(logs, UID, UID)  # the service user owns its volume, as a volume's init would
     port = free_port()
-    env["MODELOPS_PORT"] = str(port)  # the image listens on 8000; any free port here
-    (workdir,) = [rest for word, rest in runtime if word == "WORKDIR"]
-    (cmd,) = [exec_form(rest) for word, rest in runtime if word == "CMD"]
-    assert not [rest for word, rest in runtime if word == "ENTRYPOINT"]
-    clean_env = {k: v for k, v in os.environ.items() if not k.startswith(("MODELOPS_", "MLFLOW_"))}
-    service = ServiceProcess(
-        cmd, port=port, env={**clean_env, **env}, cwd=Path(mapping["/app"] + workdir[4:]),
-        log=tmp_path / "service.log",
-    )  # fmt: skip
-    with service:
-        assert httpx.get(f"{service.url}/health").json() == {"status": "ok"}
-        version = httpx.get(f"{service.url}/version").json()
-        assert version["run_id"] == trained_model["run_id"]
-        assert version["predictor"].startswith("onnx")
-        example = json.loads((app / "model" / "input_example.json").read_text())
-        record = dict(zip(example["columns"], example["data"][0], strict=True))
-        scored = httpx.post(f"{service.url}/predict", json=record)
+    name = f"modelops-test-{port}"
+    container_engine.start(
+        image.pushed.ref,
+        name,
+        env={"MODELOPS_PORT": str(port), "MODELOPS_WORKERS": "2"},
+        volumes=[f"{logs}:/app/logs"],
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        wait_until(lambda: _ready(url), timeout_s=60, what=f"the container {name}")
+    except Exception:
+        print(container_engine.run("logs", name, check=False).stderr[-3000:])
+        container_engine.remove(name)
+        raise
+    yield Running(name, url, logs)
+    container_engine.remove(name)
+
+
+def _ready(url: str) -> bool:
+    try:
+        return httpx.get(f"{url}/ready", timeout=2).status_code == 200
+    except httpx.HTTPError:
+        return False
+
+
+def test_the_digest_is_the_registry_s_and_the_pull_by_digest_is_that_image(
+    image: Image,
+    container_engine: Engine,  # noqa: F811
+    container_registry: str,  # noqa: F811
+) -> None:
+    for tag in image.pushed.tags:
+        repository, reference = tag.removeprefix(f"{container_registry}/").rsplit(":", 1)
+        head = httpx.head(
+            f"http://{container_registry}/v2/{repository}/manifests/{reference}",
+            headers={"Accept": "application/vnd.docker.distribution.manifest.v2+json"},
+        )
+        assert head.status_code == 200
+        assert head.headers["Docker-Content-Digest"] == image.pushed.digest
+    info = container_engine.inspect(image.pushed.ref)
+    assert image.pushed.ref in info["RepoDigests"]
+
+
+def test_labels_user_and_health_check_are_in_the_image(
+    image: Image,
+    container_engine: Engine,  # noqa: F811
+) -> None:
+    config = container_engine.inspect(image.pushed.ref)["Config"]
+    exported = json.loads((image.model / "export.json").read_text())
+    labels = config["Labels"]
+    assert labels["org.opencontainers.image.revision"] == image.commit
+    assert labels["org.opencontainers.image.version"] == (
+        f"{exported['model_name']}-{exported['model_version']}"
+    )
+    assert labels["io.modelops.model.run-id"] == image.run_id
+    assert config["User"] == f"{UID}:{UID}"
+    assert container_engine.healthcheck_command(image.pushed.ref) == [
+        "CMD", "python", "-m", "serving.healthcheck"
+    ]  # fmt: skip
+
+
+def test_the_container_runs_as_non_root_without_capabilities(
+    running: Running,
+    container_engine: Engine,  # noqa: F811
+) -> None:
+    status = container_engine.run("exec", running.name, "cat", "/proc/1/status").stdout
+    fields = dict(line.split(":\t", 1) for line in status.splitlines() if ":\t" in line)
+    assert fields["Uid"].split()[:2] == [str(UID), str(UID)]
+    assert int(fields["CapEff"], 16) == 0 and int(fields["CapBnd"], 16) == 0
+    assert fields["NoNewPrivs"].strip() == "1"
+    write = container_engine.run("exec", running.name, "touch", "/app/model/x", check=False)
+    assert write.returncode != 0 and "Read-only file system" in write.stderr
+
+
+def test_it_serves_the_exported_model_s_predictions(running: Running, image: Image) -> None:
+    card = read_card(image.model)
+    example = json.loads((image.model / "input_example.json").read_text())
+    records = [dict(zip(example["columns"], row, strict=True)) for row in example["data"]]
+    version = httpx.get(f"{running.url}/version").json()
+    assert version["run_id"] == image.run_id and version["predictor"].startswith("onnx")
+    expected = load_pipeline(card).predict_proba(Batch.from_records(records, card).frame(card))
+    for record, want in zip(records, expected[:, 1], strict=True):
+        scored = httpx.post(f"{running.url}/predict", json=record)
         assert scored.status_code == 200, scored.text
-        (health,) = [rest for word, rest in runtime if word == "HEALTHCHECK"]
-        probe = exec_form(health.split("CMD", 1)[1].strip())
-        checked = subprocess.run(probe, env={**clean_env, **env}, capture_output=True, text=True)
-        assert checked.returncode == 0, checked.stderr
-        assert service.process is not None
-        pid = service.process.pid
-        assert Path(f"/proc/{pid}/cmdline").read_text().split("\0")[:-1] == cmd
-        assert str(venv / "lib") in Path(f"/proc/{pid}/maps").read_text()  # the image's venv
-    (day,) = (app / "logs" / "predictions").glob("date=*/predictions-*.jsonl")
-    log = day.read_text().splitlines()
-    assert len(log) == 1 and json.loads(log[0])["features"] == record
-    down = subprocess.run(probe, env={**clean_env, **env}, capture_output=True, text=True)
-    assert down.returncode == 1  # the probe really probes
+        (prediction,) = scored.json()["predictions"]
+        assert abs(prediction["score"] - float(want)) < 1e-6
+
+
+def test_the_health_check_command_probes_the_service(
+    running: Running,
+    container_engine: Engine,  # noqa: F811
+) -> None:
+    assert container_engine.healthcheck(running.name).returncode == 0
+    wrong_port = container_engine.run(
+        "exec", "-e", "MODELOPS_PORT=1", running.name, "python", "-m", "serving.healthcheck",
+        check=False,
+    )  # fmt: skip
+    assert wrong_port.returncode == 1 and "unhealthy" in wrong_port.stderr
+
+
+def test_sigterm_stops_cleanly_with_every_prediction_logged_on_the_volume_only(
+    running: Running,
+    image: Image,
+    container_engine: Engine,  # noqa: F811
+) -> None:
+    example = json.loads((image.model / "input_example.json").read_text())
+    record = dict(zip(example["columns"], example["data"][0], strict=True))
+    responses = [httpx.post(f"{running.url}/predict", json=record) for _ in range(40)]
+    assert [r.status_code for r in responses] == [200] * 40
+    sent = {r.headers["x-request-id"] for r in responses}
+    assert container_engine.stop(running.name, timeout_s=20) == 0  # drained, not killed
+    files = [path for path in sorted(running.logs.rglob("*")) if path.is_file()]
+    assert files and all(path.parent.name.startswith("date=") for path in files)  # by day
+    lines = [json.loads(line) for path in files for line in path.read_text().splitlines()]
+    logged = {line["request_id"] for line in lines if line["features"] == record}
+    assert sent <= logged, f"{len(sent - logged)} of 40 predictions missing from the log"
+    changed = container_engine.run("diff", running.name).stdout.splitlines()
+    engine_s = {"/etc", "/etc/hosts", "/etc/hostname", "/etc/resolv.conf", "/run"}  # bind mounts
+    written = [c for c in changed if c.split(maxsplit=1)[1] not in engine_s]
+    assert written == [], written  # nothing outside the volume (and /tmp's tmpfs)
+    assert np.isfinite([line["score"] for line in lines]).all()

@@ -3,9 +3,11 @@
 The team's side lives outside the throwaway repository: a SQLite MLflow registry holding a
 real trained model, and the completed train run that deploy.yml follows (its
 `training-report` artifact with build/registration.env, put where the download-artifact
-stand-in finds another run's artifacts). No Docker daemon or registry exists here, so the
-image is "built and pushed" by the build-push stand-in, which checks the build's inputs and
-gives a digest of them (tests/fixtures/actions/README.md).
+stand-in finds another run's artifacts). The image is built and pushed for real: the
+build-push stand-in runs podman (no Docker daemon here) on the local base image and pushes to
+a docker-registry on 127.0.0.1 that the IMAGE_NAME variable points at (GHCR is unreachable);
+the digest the job outputs is the one that registry returned
+(tests/fixtures/actions/README.md).
 """
 
 from __future__ import annotations
@@ -14,14 +16,20 @@ import json
 import re
 from typing import Any
 
+import httpx
 import pytest
 
-from modelops.deploy.local.images import folder_digest
+from modelops.deploy.engine import Engine
 from tests.fixtures.actions.harness import Act, ActRun, act_project, event_payload, git
+from tests.fixtures.images import (  # noqa: F401 (fixtures)
+    act_build_env,
+    base_image,
+    container_engine,
+    container_registry,
+)
 from tests.fixtures.team_registry import MODEL, registry_copy
 
 pytestmark = pytest.mark.e2e
-IMAGE = re.compile(r"^ghcr\.io/acme/credit-scoring@sha256:[0-9a-f]{64}$")
 
 
 @pytest.fixture(scope="module")
@@ -54,16 +62,34 @@ def train_run(act: Act, run_id: int, conclusion: str, registration: str | None) 
     )
 
 
+@pytest.fixture(scope="module")
+def build_env(
+    container_engine: Engine,  # noqa: F811
+    base_image: str,  # noqa: F811
+    container_registry: str,  # noqa: F811
+) -> dict[str, str]:
+    return {**act_build_env(container_engine, base_image), "REGISTRY": container_registry}
+
+
 def run_deploy(
-    act: Act, team: dict[str, Any], payload: dict[str, Any], job: str, label: str
+    act: Act,
+    team: dict[str, Any],
+    payload: dict[str, Any],
+    job: str,
+    label: str,
+    build_env: dict[str, str],
 ) -> ActRun:
     return act.run(
         "workflow_run",
         payload,
         "deploy.yml",
         job,
-        variables={"MLFLOW_TRACKING_URI": f"sqlite:///{team['store']}"},
+        variables={
+            "MLFLOW_TRACKING_URI": f"sqlite:///{team['store']}",
+            "IMAGE_NAME": f"{build_env['REGISTRY']}/acme/credit-scoring",
+        },
         secrets={"GITHUB_TOKEN": "test-token"},
+        env={k: v for k, v in build_env.items() if k != "REGISTRY"},
         label=label,
     )
 
@@ -76,52 +102,55 @@ def registration(version: str, created: bool) -> str:
 
 
 @pytest.fixture(scope="module")
-def built(act: Act, team: dict[str, Any]) -> ActRun:
+def built(act: Act, team: dict[str, Any], build_env: dict[str, str]) -> ActRun:
     """A train run that registered a new version: plan, then export, build and push."""
     payload = train_run(act, 101, "success", registration(team["version"], True))
-    return run_deploy(act, team, payload, "image", "deploy-image")
+    return run_deploy(act, team, payload, "image", "deploy-image", build_env)
 
 
 def test_a_registering_train_run_builds_and_pushes_the_image(
-    built: ActRun, act: Act, team: dict[str, Any]
+    built: ActRun,
+    act: Act,
+    team: dict[str, Any],
+    build_env: dict[str, str],
+    container_engine: Engine,  # noqa: F811
 ) -> None:
     assert built.jobs() == {"plan": "succeeded", "image": "succeeded"}, built.log[-4000:]
     outputs = built.outputs()
     assert outputs["created"] == "true" and outputs["version"] == team["version"]
     digest = outputs["digest"]
     assert re.fullmatch(r"sha256:[0-9a-f]{64}", digest)
-    image = f"ghcr.io/acme/credit-scoring@{digest}"
-    assert IMAGE.match(image)
-    head = git(act.repo, "rev-parse", "HEAD")
-    pushed = json.loads((act.fakes / "registry/images.json").read_text())
-    assert pushed == {
-        "ghcr.io/acme/credit-scoring": {
-            f"{MODEL}-v{team['version']}": digest,
-            f"sha-{head[:12]}": digest,
-        }
-    }
-    blob = act.fakes / f"registry/blobs/{digest.removeprefix('sha256:')}"
-    exported = json.loads((blob / "model/export.json").read_text())
-    assert exported["model_name"] == MODEL and exported["model_version"] == team["version"]
-    assert (blob / "model/MLmodel").is_file()
-    # The digest names the model's content, as the local rehearsal names its images.
-    assert digest == "sha256:" + folder_digest(blob / "model")
-    args = json.loads((blob / "build-args.json").read_text())
-    assert args["MODEL_VERSION"] == team["version"] and args["GIT_COMMIT"] == head
+    # Both tags name, in the registry, the manifest whose digest the job outputs.
+    registry, head = build_env["REGISTRY"], git(act.repo, "rev-parse", "HEAD")
+    for tag in (f"{MODEL}-v{team['version']}", f"sha-{head[:12]}"):
+        answer = httpx.head(
+            f"http://{registry}/v2/acme/credit-scoring/manifests/{tag}",
+            headers={"Accept": "application/vnd.docker.distribution.manifest.v2+json"},
+        )
+        assert answer.headers.get("Docker-Content-Digest") == digest, (tag, answer.status_code)
+    # The image pulled by that digest is the model version built from this commit.
+    image = f"{registry}/acme/credit-scoring@{digest}"
+    container_engine.pull(image, insecure=True)
+    labels = container_engine.inspect(image)["Config"]["Labels"]
+    assert labels["io.modelops.model.version"] == team["version"]
+    assert labels["io.modelops.model.name"] == MODEL
+    assert labels["org.opencontainers.image.revision"] == head
     logins = json.loads((act.fakes / "registry/logins.json").read_text())
-    assert [login["registry"] for login in logins] == ["ghcr.io"]
+    assert [login["registry"] for login in logins] == [registry]
 
 
 def test_a_train_run_that_registered_nothing_deploys_nothing(
-    built: ActRun, act: Act, team: dict[str, Any]
+    built: ActRun, act: Act, team: dict[str, Any], build_env: dict[str, str]
 ) -> None:
     payload = train_run(act, 102, "success", registration(team["version"], False))
-    run = run_deploy(act, team, payload, "image", "deploy-nothing-new")
+    run = run_deploy(act, team, payload, "image", "deploy-nothing-new", build_env)
     assert run.jobs() == {"plan": "succeeded"}, run.log[-4000:]  # image and later: skipped
     assert run.outputs()["created"] == "false"
 
 
-def test_a_failed_train_run_deploys_nothing(built: ActRun, act: Act, team: dict[str, Any]) -> None:
+def test_a_failed_train_run_deploys_nothing(
+    built: ActRun, act: Act, team: dict[str, Any], build_env: dict[str, str]
+) -> None:
     payload = train_run(act, 103, "failure", None)
-    run = run_deploy(act, team, payload, "image", "deploy-after-failure")
+    run = run_deploy(act, team, payload, "image", "deploy-after-failure", build_env)
     assert run.returncode == 0 and run.jobs() == {}, run.log[-4000:]

@@ -3,10 +3,11 @@
 The staging "cluster" is the canary rehearsal of this repository (src/modelops/deploy/local):
 real model services for the stable and the canary track, nginx splitting traffic by weight,
 a Prometheus scraping both with `env="staging"`, and real load through nginx for the whole
-run. The workflow runs unchanged: it exports the version from a real MLflow registry, "builds
-and pushes" the image (build-push stand-in: its digest is the rehearsal's digest of the
-model folder), and `make deploy-canary` runs the controller with TerraformRouter; the only
-stand-in there is `terraform`, which applies each step's weights to the rehearsal's nginx
+run. The workflow runs unchanged: it exports the version from a real MLflow registry, builds
+and pushes the image for real (podman, to a local docker-registry; the build-push stand-in),
+and `make deploy-canary` runs the controller with TerraformRouter on the digest the registry
+returned; the only stand-in there is `terraform`, which applies each step's weights to the
+rehearsal's nginx, routing the pushed image to the rehearsal's service of the model it holds
 (no cluster and no provider registry here; its header says more). The GitOps commit goes
 to the team's `origin`, a local bare repository standing in for GitHub.
 
@@ -25,23 +26,27 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 import yaml
 from mlflow import MlflowClient
 
+from modelops.deploy.engine import Engine
 from modelops.deploy.gitops import TrafficSplit, read_state, write_state
 from modelops.deploy.local.env import LocalEnv
 from modelops.deploy.local.loadgen import LoadGenerator, records_from_table
 from tests.conftest import REPO_ROOT
 from tests.fixtures.actions.harness import Act, ActRun, act_project, event_payload, git
+from tests.fixtures.images import (  # noqa: F401 (fixtures)
+    act_build_env,
+    base_image,
+    container_engine,
+    container_registry,
+)
 from tests.fixtures.team_registry import MODEL, registry_for_canary
 
 pytestmark = pytest.mark.e2e
 TERRAFORM = REPO_ROOT / "tests/fixtures/terraform_standin/terraform"
-# The rehearsal names its services' images localhost/<model>@sha256:<model folder digest>;
-# the workflow pushes under this name (the IMAGE_NAME variable), and the build-push stand-in
-# gives the same digest, so the image the workflow built is the canary service's image.
-IMAGE_NAME = "localhost/credit-scoring"
 STAGING = "infra/terraform/envs/staging"
 CANARY = {
     "steps": [10, 50, 100],
@@ -92,6 +97,19 @@ def act(team: dict[str, Any]) -> Act:
 
 
 @pytest.fixture(scope="module")
+def build_env(
+    container_engine: Engine,  # noqa: F811
+    base_image: str,  # noqa: F811
+    container_registry: str,  # noqa: F811
+) -> dict[str, str]:
+    """The build-push stand-in's settings; IMAGE_NAME points at the test's registry."""
+    return {
+        **act_build_env(container_engine, base_image),
+        "IMAGE_NAME": f"{container_registry}/acme/credit-scoring",
+    }
+
+
+@pytest.fixture(scope="module")
 def rehearsals(team: dict[str, Any]) -> Iterator[list[Path]]:
     started: list[Path] = []
     yield started
@@ -101,7 +119,13 @@ def rehearsals(team: dict[str, Any]) -> Iterator[list[Path]]:
 
 
 def deploy(
-    act: Act, team: dict[str, Any], rehearsals: list[Path], role: str, stable: str, ask: str
+    act: Act,
+    team: dict[str, Any],
+    rehearsals: list[Path],
+    role: str,
+    stable: str,
+    ask: str,
+    build_env: dict[str, str],
 ) -> tuple[ActRun, LocalEnv]:
     """Staging runs `stable`; dispatch deploy.yml for `ask` (the version of `role`), under
     load."""
@@ -137,10 +161,11 @@ def deploy(
             variables={
                 "MLFLOW_TRACKING_URI": team["uri"],
                 "PROMETHEUS_URL": env.prometheus_url,
-                "IMAGE_NAME": IMAGE_NAME,
+                "IMAGE_NAME": build_env["IMAGE_NAME"],
             },
             secrets={"GITHUB_TOKEN": "test-token"},
             env={
+                **{k: v for k, v in build_env.items() if k != "IMAGE_NAME"},
                 "ACT_TERRAFORM": str(TERRAFORM),
                 "TERRAFORM_STANDIN_REHEARSAL": str(run_dir),
                 "TERRAFORM_STANDIN_LOG": str(run_dir / "terraform.jsonl"),
@@ -155,13 +180,15 @@ def registry(team: dict[str, Any]) -> MlflowClient:
 
 
 @pytest.fixture(scope="module")
-def promoted(act: Act, team: dict[str, Any], rehearsals: list[Path]) -> tuple[ActRun, LocalEnv]:
+def promoted(
+    act: Act, team: dict[str, Any], rehearsals: list[Path], build_env: dict[str, str]
+) -> tuple[ActRun, LocalEnv]:
     good = team["versions"]["good"]
-    return deploy(act, team, rehearsals, "good", team["versions"]["champion"], good)
+    return deploy(act, team, rehearsals, "good", team["versions"]["champion"], good, build_env)
 
 
 def test_a_good_challenger_is_promoted_and_committed(
-    promoted: tuple[ActRun, LocalEnv], act: Act, team: dict[str, Any]
+    promoted: tuple[ActRun, LocalEnv], act: Act, team: dict[str, Any], build_env: dict[str, str]
 ) -> None:
     run, env = promoted
     assert run.jobs() == {
@@ -170,8 +197,20 @@ def test_a_good_challenger_is_promoted_and_committed(
         "staging": "succeeded",
     }, run.log[-6000:]
     good = team["versions"]["good"]
-    image = f"{IMAGE_NAME}@{run.outputs()['digest']}"
-    assert image == env.services["canary"].image  # the image built is the one served
+    digest = run.outputs()["digest"]
+    image = f"{build_env['IMAGE_NAME']}@{digest}"
+    # The canary deployed the digest the registry returned for the pushed tags ...
+    host, repository = build_env["IMAGE_NAME"].split("/", 1)
+    answer = httpx.head(
+        f"http://{host}/v2/{repository}/manifests/{MODEL}-v{good}",
+        headers={"Accept": "application/vnd.docker.distribution.manifest.v2+json"},
+    )
+    assert answer.headers.get("Docker-Content-Digest") == digest
+    applied = [
+        json.loads(line) for line in (env.run_dir / "terraform.jsonl").read_text().splitlines()
+    ]
+    canaries = {e["tfvars"].get("canary_image") for e in applied if e["command"] == "apply"}
+    assert image in canaries
     assert str(registry(team).get_model_version_by_alias(MODEL, "champion").version) == good
     # Staging serves the new version only, and main records exactly that.
     assert env.router.current().stable_model_version == good
@@ -189,11 +228,15 @@ def test_a_good_challenger_is_promoted_and_committed(
 
 
 def test_a_failing_challenger_is_rolled_back_with_an_issue(
-    promoted: tuple[ActRun, LocalEnv], act: Act, team: dict[str, Any], rehearsals: list[Path]
+    promoted: tuple[ActRun, LocalEnv],
+    act: Act,
+    team: dict[str, Any],
+    rehearsals: list[Path],
+    build_env: dict[str, str],
 ) -> None:
     good, failing = team["versions"]["good"], team["versions"]["failing"]
     before = git(team["origin"], "rev-parse", "main")
-    run, env = deploy(act, team, rehearsals, "failing", good, failing)
+    run, env = deploy(act, team, rehearsals, "failing", good, failing, build_env)
     assert run.jobs() == {
         "plan": "succeeded",
         "image": "succeeded",

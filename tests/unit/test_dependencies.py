@@ -98,6 +98,7 @@ def project() -> dict[str, list[str]]:
     return {
         "main": [normalize(r) for r in data["dependencies"]],
         "serve": [normalize(r) for r in data["optional-dependencies"]["serve"]],
+        "serve-sklearn": [normalize(r) for r in data["optional-dependencies"]["serve-sklearn"]],
         "dev": [normalize(r) for r in data["optional-dependencies"]["dev"]],
     }
 
@@ -120,15 +121,37 @@ def test_every_declared_dependency_is_used(project: dict[str, list[str]]) -> Non
     assert not unused, f"declared but never imported (remove, or say why): {unused}"
 
 
-def test_the_serve_extra_covers_the_service(project: dict[str, list[str]]) -> None:
-    """The image installs the serve extra only: everything the service's modules import must
-    be in it (mlflow is imported lazily, only for registry URIs, which the image never gets)."""
+def test_the_serve_extras_cover_the_service(project: dict[str, list[str]]) -> None:
+    """The image installs the serve extras only: everything the service's modules import must
+    be in `serve` + `serve-sklearn` (mlflow is imported lazily, only for registry URIs, which
+    the image never gets)."""
     files = service_modules()
     assert ROOT / "serving" / "app.py" in files
     imported = {m for m in imports_of(files) if m.split(".")[0] != "mlflow"}
-    used = distributions(imported, project["serve"])
+    extras = project["serve"] + project["serve-sklearn"]
+    missing = sorted(distributions(imported, extras) - set(extras))
+    assert not missing, f"serving/ imports these, the serve extras lack them: {missing}"
+
+
+def module_level_imports(paths: list[Path]) -> set[str]:
+    """Imports a module runs when it is imported (not those inside functions or under
+    `if TYPE_CHECKING`)."""
+    modules: set[str] = set()
+    for path in paths:
+        for node in ast.parse(path.read_text()).body:
+            if isinstance(node, ast.Import):
+                modules |= {a.name for a in node.names}
+            elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+                modules.add(node.module)
+    return modules
+
+
+def test_the_lean_serve_extra_imports_the_service(project: dict[str, list[str]]) -> None:
+    """The lean image (`serve` only) must import every service module: sklearn, pandas and
+    scipy are imported inside the functions of the sklearn path only."""
+    used = distributions(module_level_imports(service_modules()), project["serve"])
     missing = sorted(used - set(project["serve"]))
-    assert not missing, f"serving/ imports these, the serve extra lacks them: {missing}"
+    assert not missing, f"imported at module level, not in the serve extra: {missing}"
 
 
 def test_the_load_test_is_a_dev_dependency(project: dict[str, list[str]]) -> None:

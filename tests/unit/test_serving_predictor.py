@@ -24,6 +24,7 @@ from serving.predictor import (
     SklearnPredictor,
     _OnnxTrees,
     build_predictor,
+    hgb_to_onnx,
     probe_batch,
 )
 
@@ -78,7 +79,7 @@ def test_the_comparison_covers_missing_and_unseen_values(
 def test_onnx_fast_path_matches_sklearn_on_the_test_split(
     card: ModelCard, pipeline: Any, test_features: pd.DataFrame
 ) -> None:
-    fast = FastPredictor(pipeline, card)
+    fast = FastPredictor.from_pipeline(pipeline, card)
     assert fast.kind == "onnx"
     expected = pipeline.predict_proba(test_features)[:, 1]
     got = fast.scores(Batch.from_records(records_of(test_features), card))
@@ -90,7 +91,7 @@ def test_onnx_fast_path_matches_sklearn_on_the_test_split(
 def test_single_rows_score_like_the_batch(
     card: ModelCard, pipeline: Any, test_features: pd.DataFrame
 ) -> None:
-    fast = FastPredictor(pipeline, card)
+    fast = FastPredictor.from_pipeline(pipeline, card)
     records = records_of(test_features.sample(50, random_state=1))
     batch = fast.scores(Batch.from_records(records, card))
     one_by_one = [fast.scores(Batch.from_records([r], card))[0] for r in records]
@@ -106,7 +107,7 @@ def test_numpy_fast_path_matches_logistic_regression(
     lr_params = params.model_copy(deep=True)
     lr_params.train.model = "logistic_regression"
     lr, *_ = fit(lr_params, split_frames[0])
-    fast = FastPredictor(lr, card)
+    fast = FastPredictor.from_pipeline(lr, card)
     assert fast.kind == "numpy"
     got = fast.scores(Batch.from_records(records_of(test_features), card))
     assert np.max(np.abs(got - lr.predict_proba(test_features)[:, 1])) <= TOLERANCE
@@ -119,7 +120,7 @@ def test_onnx_trees_send_missing_values_where_sklearn_does(card: ModelCard, pipe
     x = prep.transform(probe_batch(card).frame(card))
     rng = np.random.default_rng(0)
     x[rng.random(x.shape) < 0.2] = np.nan
-    trees = _OnnxTrees(estimator, x.shape[1])
+    trees = _OnnxTrees(hgb_to_onnx(estimator, x.shape[1]))
     np.testing.assert_allclose(trees.raw(x), estimator._raw_predict(x)[:, 0], atol=1e-5)
 
 

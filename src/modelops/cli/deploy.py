@@ -55,6 +55,75 @@ def image_plan(
     typer.echo("\n".join(plan.tags))
 
 
+@app.command("image")
+def image(
+    model_dir: Annotated[Path, typer.Option(help="folder written by export-model")] = Path(
+        "build/model"
+    ),
+    image_name: Annotated[
+        str, typer.Option(help="image name: host[:port]/path, lower case, no tag")
+    ] = "127.0.0.1:5000/modelops/credit-scoring",
+    commit: Annotated[str, typer.Option(help="git commit of the code built (default HEAD)")] = "",
+    base: Annotated[
+        str,
+        typer.Option(
+            help="PYTHON_IMAGE: empty = the Dockerfile's pinned python:3.11-slim; `local` = a "
+            "base built here with mmdebstrap (no registry access needed); or an image reference"
+        ),
+    ] = "",
+    push: Annotated[bool, typer.Option(help="push every tag and print the digest")] = False,
+    context: Annotated[Path, typer.Option(help="build context (holds the Dockerfile)")] = Path("."),
+    engine_name: Annotated[
+        str, typer.Option("--engine", help="podman or docker (default: $MODELOPS_ENGINE, podman)")
+    ] = "",
+    outputs: Annotated[
+        Path | None, typer.Option(help="append image=, digest=, ref= ($GITHUB_OUTPUT)")
+    ] = None,
+) -> None:
+    """Build the service image for an exported model (tags: model version, git commit) and
+    push it: prints image@digest, the reference a deploy pins."""
+    import subprocess
+
+    from modelops.deploy.base_image import local_base
+    from modelops.deploy.engine import detect
+    from modelops.deploy.image import build_image, plan_image, push_image
+
+    engine = detect(engine_name or None)
+    if not commit:
+        commit = subprocess.run(
+            ["git", "rev-parse", "HEAD"], cwd=context, capture_output=True, text=True, check=True
+        ).stdout.strip()
+    plan = plan_image(model_dir, "", "", commit, image_name)
+    python_image = local_base(engine) if base == "local" else base
+    image_id = build_image(plan, engine, context, python_image)
+    typer.echo(f"built {image_id[:12]}: {', '.join(plan.tags)}")
+    if not push:
+        return
+    pushed = push_image(plan, engine)
+    if outputs is not None:
+        outputs.parent.mkdir(parents=True, exist_ok=True)
+        with outputs.open("a", encoding="utf-8") as handle:
+            handle.write(pushed.to_outputs())
+    typer.echo(pushed.ref)
+
+
+@app.command("registry")
+def local_registry(
+    port: Annotated[int, typer.Option(help="port on 127.0.0.1")] = 5000,
+    root: Annotated[Path, typer.Option(help="config, storage and log folder")] = Path(
+        "build/registry"
+    ),
+    stop: Annotated[bool, typer.Option(help="stop the registry started here")] = False,
+) -> None:
+    """Start a local container registry on 127.0.0.1:PORT (docker-registry), or stop it."""
+    from modelops.deploy.local import registry as local
+
+    if stop:
+        typer.echo("stopped" if local.stop(root, port) else f"no registry of {root} on {port}")
+        return
+    typer.echo(local.start(root, port))
+
+
 @app.command("tag-image")
 def tag_image(
     version: Annotated[str, typer.Option(help="model version the image serves")],

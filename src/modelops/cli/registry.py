@@ -126,16 +126,18 @@ def export_model(
     from modelops.registry.export import export_model as export
     from modelops.registry.log_policy import from_params
     from modelops.registry.model_source import is_registry_uri
+    from serving.compiled import compile_export
 
     uri = expand_model_uri(model_uri, params)
     redaction = from_params(params)
     store = registry() if is_registry_uri(uri) else None
     info = export(uri, out, store, force=force, redaction=redaction)
+    note = compile_export(out)  # the fast path, cross-checked against sklearn, for the image
     redacted = f"; log redaction: drop {redaction.drop}, hash {redaction.hash}" * bool(
         redaction.columns
     )
     typer.echo(
         f"exported {info.model_name} version {info.model_version} (run {info.run_id}, "
-        f"commit {info.git_commit}) -> {out}{redacted}\n"
+        f"commit {info.git_commit}) -> {out}{redacted}\npredictor: {note}\n"
         f"docker build {info.build_args(out)} --build-arg GIT_COMMIT={info.git_commit} ."
     )

@@ -5,6 +5,9 @@ what docker/login-action and docker/build-push-action take (as step outputs): th
 host, the image name (`ghcr.io/<owner>/<repo>` in lower case, as registries require, unless
 another name is given), one tag per model version and one per git commit, and the
 Dockerfile's build arguments. The digest the push returns is what the deploy pins.
+
+`build_image` and `push_image` do the same with a local container engine (deploy/engine.py:
+podman or docker): `make image` and `make push`, and the tests, build and push for real.
 """
 
 from __future__ import annotations
@@ -14,10 +17,14 @@ import re
 import secrets
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from modelops.deploy.gitops import REGISTRY_HOST, REPOSITORY_PATH
 from modelops.errors import Refused
 from modelops.registry.export import EXPORT_FILE
+
+if TYPE_CHECKING:
+    from modelops.deploy.engine import Engine
 
 _REPOSITORY = re.compile(r"^[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+$")
 # The image part of gitops.IMAGE_PATTERN: host and lower-case path; no tag, no digest.
@@ -82,6 +89,7 @@ def plan_image(
     tags = [f"{image}:{version_tag}", f"{image}:sha-{commit[:12]}"]
     build_args = {
         "MODEL_DIR": str(model_dir),
+        "SERVE_EXTRAS": serve_extras(Path(model_dir)),
         "MODEL_NAME": name,
         "MODEL_VERSION": version,
         "MODEL_RUN_ID": str(info.get("run_id", "")),
@@ -89,3 +97,72 @@ def plan_image(
         "IMAGE_TAG": version_tag,
     }
     return ImagePlan(registry, image, tags, build_args)
+
+
+# What export-model recorded about the predictor (serving/compiled.py writes it).
+PREDICTOR_MANIFEST = Path("fast_path") / "predictor.json"
+
+
+def serve_extras(model_dir: Path) -> str:
+    """The pyproject extras the image needs for this model: `serve` when the export compiled
+    and checked the fast path, plus `serve-sklearn` when it chose sklearn or recorded
+    nothing (an export made before the fast path was compiled at export)."""
+    try:
+        kind = json.loads((model_dir / PREDICTOR_MANIFEST).read_text(encoding="utf-8"))["kind"]
+    except (FileNotFoundError, KeyError, json.JSONDecodeError):
+        kind = "sklearn"
+    return "serve" if kind != "sklearn" else "serve,serve-sklearn"
+
+
+@dataclass(frozen=True)
+class Pushed:
+    """An image in a registry: `image` (no tag) and the manifest `digest` it returned."""
+
+    image: str
+    digest: str
+    tags: list[str]
+
+    @property
+    def ref(self) -> str:
+        """The reference a deploy pins: image@sha256:..."""
+        return f"{self.image}@{self.digest}"
+
+    def to_outputs(self) -> str:
+        return f"image={self.image}\ndigest={self.digest}\nref={self.ref}\n"
+
+
+def is_local_registry(registry: str) -> bool:
+    """A registry on the loopback speaks plain HTTP (the one `make registry` starts)."""
+    host = registry.rsplit(":", 1)[0] if registry.count(":") == 1 else registry
+    return host in ("localhost", "127.0.0.1") or host.startswith("127.")
+
+
+def build_image(
+    plan: ImagePlan, engine: Engine, context: Path, python_image: str = "", **extra: str
+) -> str:
+    """Build the Dockerfile in `context` with the plan's tags and build arguments (and
+    PYTHON_IMAGE when given); returns the local image id."""
+    from modelops.deploy.engine import pip_mounts
+
+    args = dict(plan.build_args)
+    if python_image:
+        args["PYTHON_IMAGE"] = python_image
+    args.update(extra)
+    model = Path(context) / args["MODEL_DIR"]
+    if not (model / EXPORT_FILE).is_file():
+        raise Refused(
+            f"{model} holds no exported model (no {EXPORT_FILE}); run `make export-model` "
+            "(modelops export-model) first; MODEL_DIR is relative to the build context"
+        )
+    mounts = pip_mounts() if engine.name == "podman" else []
+    return engine.build(context, plan.tags, args, mounts=mounts)
+
+
+def push_image(plan: ImagePlan, engine: Engine) -> Pushed:
+    """Push every tag of the plan; the digest is the one the registry returned (the same
+    manifest for every tag)."""
+    insecure = is_local_registry(plan.registry)
+    digests = {engine.push(tag, insecure=insecure) for tag in plan.tags}
+    if len(digests) != 1:
+        raise Refused(f"the tags of {plan.image} were pushed as different manifests: {digests}")
+    return Pushed(plan.image, digests.pop(), list(plan.tags))

@@ -7,10 +7,12 @@ Missing values have their own bin; unseen categories fall in OTHER at serving ti
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import pandas as pd
+
+if TYPE_CHECKING:  # the service image has no pandas; only training passes DataFrames here
+    import pandas as pd
 
 MISSING = "__missing__"
 OTHER = "__other__"
