@@ -175,7 +175,7 @@ monitor-logs: setup ## Copy the prediction logs (or a data sample) at LOGS_URL (
 	dvc get-url "$$LOGS_URL" $(MONITOR_LOGS) </dev/null
 
 monitor-drift: setup ## Drift of MONITOR_LOGS vs MONITOR_REFERENCE -> reports/drift, issue body -> build/drift-issue.md; verdict -> OUTPUTS
-	modelops drift --data $(MONITOR_LOGS) --reference "$$MONITOR_REFERENCE" --out-dir reports/drift --outputs "$(OUTPUTS)" --exit-zero
+	modelops drift --data $(MONITOR_LOGS) --reference "$$MONITOR_REFERENCE" --environment "$$MONITOR_ENV" --out-dir reports/drift --outputs "$(OUTPUTS)" --exit-zero
 	modelops drift-issue --report-dir reports/drift --out build/drift-issue.md --environment "$$MONITOR_ENV" --logs "$$LOGS_URL" --outputs "$(OUTPUTS)"
 
 monitor-labels: setup ## Copy the labels that arrived later at LABELS_URL (folder, s3://, gs://) to MONITOR_LABELS

@@ -245,14 +245,19 @@ def test_partitioned_logs_with_redacted_columns_judge_the_rest(
             del line["features"]["Income"]
             line["features"]["Home"] = "9f" * 32  # what an HMAC of the value looks like
             line["redacted"] = ["Home", "Income"]
+            line["environment"] = "production"
         file.write_text("".join(json.dumps(x) + "\n" for x in lines))
+    staging = logs / "staging/date=2026-01-06"  # another environment's logs, left out
+    staging.mkdir(parents=True)
+    prediction_log(staging / "predictions-pod-b.jsonl", test_rows.head(50), np.full(50, 0.3), "1")
     out = tmp_path / "out"
     code = run_cli(
         monkeypatch, repo_root, "drift", "--data", str(logs), "--reference", model_dir,
-        "--out-dir", str(out),
+        "--environment", "production", "--out-dir", str(out),
     )  # fmt: skip
     verdict = json.loads((out / "drift.json").read_text())
     assert code == 3 and verdict["rows"] == len(drifted)
+    assert "left out 50 rows logged by other environments" in verdict["notes"]
     judged = {c["name"] for c in verdict["columns"]}
     assert "Income" not in judged and "Home" not in judged and "Amount" in judged
     assert "Amount" in verdict["drifted"]

@@ -31,6 +31,9 @@ def drift(
     model_version: Annotated[
         str | None, typer.Option(help="only the log lines of this model version")
     ] = None,
+    environment: Annotated[
+        str | None, typer.Option(help="only the log lines of this environment")
+    ] = None,
     fail_on: Annotated[
         str, typer.Option(help="lowest verdict that exits 3: drift | warning")
     ] = "drift",
@@ -59,7 +62,16 @@ def drift(
     p = load_params(params)
     reference = expand_model_uri(reference, params)
     store = registry() if is_registry_uri(reference) else None
-    report = run_drift(data, reference, p, out_dir, reference_data, model_version, registry=store)
+    report = run_drift(
+        data,
+        reference,
+        p,
+        out_dir,
+        reference_data,
+        model_version,
+        registry=store,
+        environment=environment,
+    )
     typer.echo(f"drift verdict: {headline(report)} -> {out_dir / JSON_FILE}")
     code = exit_code(report, fail_on)
     if outputs is not None:

@@ -207,6 +207,7 @@ def run_drift(
     model_version: str | None = None,
     plots: bool = True,
     registry: RegistryClient | None = None,
+    environment: str | None = None,
 ) -> DriftReport:
     """Read the rows and the reference, compare them, write the report; returns it.
 
@@ -219,7 +220,7 @@ def run_drift(
     from modelops.pipeline.evaluate import load_local_model, score
     from modelops.registry.model_source import local_model, read_reference, reference_of
 
-    current = read_current(data, model_version)
+    current = read_current(data, model_version, environment)
     features = [f for f in params.data.features if f not in current.redacted]
     if current.redacted:
         current.notes.append(

@@ -125,8 +125,11 @@ def read_table(path: Path) -> pd.DataFrame:
     return read_raw(path)
 
 
-def read_current(path: Path, model_version: str | None = None) -> CurrentData:
-    """Read logs or tables into one frame; keep only `model_version`'s lines when given."""
+def read_current(
+    path: Path, model_version: str | None = None, environment: str | None = None
+) -> CurrentData:
+    """Read logs or tables into one frame; keep only `model_version`'s lines when given,
+    and drop the lines logged by another environment than `environment` when given."""
     notes: list[str] = []
     parts: list[pd.DataFrame] = []
     redacted: set[str] = set()
@@ -137,6 +140,11 @@ def read_current(path: Path, model_version: str | None = None) -> CurrentData:
         else:
             parts.append(read_table(file))
     frame = pd.concat(parts, ignore_index=True) if parts else pd.DataFrame()
+    if environment is not None and "environment" in frame.columns:
+        other = frame["environment"].notna() & (frame["environment"].astype(str) != environment)
+        if other.any():
+            frame = frame[~other].reset_index(drop=True)
+            notes.append(f"left out {int(other.sum())} rows logged by other environments")
     versions: dict[str, int] = {}
     if "model_version" in frame.columns:
         versions = dict(Counter(str(v) for v in frame["model_version"].dropna()))
