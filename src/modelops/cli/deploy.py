@@ -312,19 +312,21 @@ def canary(
 
 
 # The PromQL behind each check, per track (deploy/analysis.py builds the same queries).
-def _check_queries(env: str, window: int, offset: int) -> dict[str, dict[str, list[str]]]:
+def _check_queries(
+    env: str, window: int, offset: int, score_window: int
+) -> dict[str, dict[str, list[str]]]:
     from modelops.deploy import analysis as a
 
     builders = {
-        "requests": (a.requests_query,),
-        "error_rate": (a.errors_query, a.requests_query),
-        "p99_latency": (a.p99_query,),
-        "score_psi": (a.score_buckets_query,),
+        "requests": ((a.requests_query,), window),
+        "error_rate": ((a.errors_query, a.requests_query), window),
+        "p99_latency": ((a.p99_query,), window),
+        "score_psi": ((a.score_buckets_query,), score_window),
     }
     tracks = {"canary": 0, "stable": offset}
     return {
-        check: {t: [build(env, t, window, o) for build in fns] for t, o in tracks.items()}
-        for check, fns in builders.items()
+        check: {t: [build(env, t, w, o) for build in fns] for t, o in tracks.items()}
+        for check, (fns, w) in builders.items()
     }
 
 
@@ -351,8 +353,13 @@ def _record_receipt(store: RegistryClient, outcome: Outcome, env_dir: Path | Non
     analyses = []
     for record in state.history:
         a = record.analysis
-        queries = _check_queries(state.env, a.window_s, a.stable_offset_s)
-        checks = [CheckEvidence(queries=queries.get(c.name, {}), **c.to_dict()) for c in a.checks]
+        score_window = a.score_window_s or a.window_s
+        queries = _check_queries(state.env, a.window_s, a.stable_offset_s, score_window)
+        checks = []
+        for c in a.checks:
+            fields = c.to_dict()
+            fields.pop("query", None)  # the canary side's query; the receipt keeps both tracks'
+            checks.append(CheckEvidence(queries=queries.get(c.name, {}), **fields))
         analyses.append(
             AnalysisEvidence(
                 record.at,
