@@ -48,7 +48,8 @@ def log_files(path: Path, suffixes: tuple[str, ...] = LOG_SUFFIXES) -> list[Path
 
 
 def read_lines(file: Path, notes: list[str] | None = None) -> Iterator[tuple[int, dict[str, Any]]]:
-    """(line number, record) for every line of one log file, by the policy above."""
+    """(line number, record) for every line of one log file, by the policy above; a skipped
+    last line goes to `notes`, or to the log when no notes are kept."""
     with file.open(encoding="utf-8", errors="replace") as handle:
         for number, line in enumerate(handle, start=1):
             if not line.strip():
@@ -58,8 +59,9 @@ def read_lines(file: Path, notes: list[str] | None = None) -> Iterator[tuple[int
             except json.JSONDecodeError as error:
                 if not line.endswith("\n"):
                     note = f"{file}:{number}: incomplete last line skipped"
-                    log.warning(note)
-                    if notes is not None:
+                    if notes is None:
+                        log.warning(note)  # no caller to report it: the log says it
+                    else:
                         notes.append(note)
                     return
                 raise DataError(
