@@ -119,11 +119,12 @@ def test_labels_are_all_accounted_for(tmp_path: Path) -> None:
     frame, files = read_labels(tmp_path / "labels")
     assert len(files) == 2
     feedback = join_feedback(logs, frame, files)
-    assert (feedback.labels, feedback.blank) == (13, 1)
-    assert (feedback.matched, feedback.unmatched, feedback.duplicates) == (10, 1, 2)
+    assert (feedback.labels, feedback.missing_labels) == (14, 1)
+    assert (feedback.matched, feedback.unmatched_labels, feedback.duplicate_labels) == (10, 1, 2)
+    assert feedback.unmatched_frame["request_id"].tolist() == ["nobody"]
     latest = feedback.frame.set_index(["request_id", "row"]).loc[("production-0", 0), "label"]
     assert latest == "bad"  # the latest labeled_at wins
-    assert feedback.conflicting == 1 + (labels.iloc[0]["label"] != "bad")
+    assert feedback.conflicting_labels == 1 + (labels.iloc[0]["label"] != "bad")
 
 
 def test_bad_label_files_say_what_is_wrong(tmp_path: Path) -> None:

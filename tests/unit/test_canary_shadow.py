@@ -96,6 +96,25 @@ def test_join_matches_rows_by_request_id_in_both_layouts(tmp_path: Path) -> None
     assert join(PredictionLogs(logs.paths), since=clock() + 1).requests == 0
 
 
+def test_a_cut_last_line_is_skipped_a_damaged_one_fails_the_log_checks(
+    params: Params, tmp_path: Path
+) -> None:
+    clock = FakeClock()
+    logs = LiveLogs(tmp_path, clock)
+    logs.write(40)
+    stable = logs.paths["stable"]
+    with stable.open("a") as handle:
+        handle.write('{"request_id": "cut", "row": 0, "sco')  # a writer killed mid-line
+    assert join(PredictionLogs(logs.paths), since=clock() - 1).requests == 40
+    stable.write_text("not json\n" + stable.read_text())
+    analysis = analyse_shadow(
+        PredictionLogs(logs.paths), FakeMetrics(), shadow_params(params), "staging", 0.0, 10
+    )
+    check = analysis.check("shadow_requests")
+    assert analysis.verdict == "failed" and check.verdict == "failed"
+    assert f"{stable}:1: not valid JSON" in check.message
+
+
 def test_candidate_that_flips_a_segment_is_rejected_before_user_traffic(
     params: Params, tmp_path: Path
 ) -> None:

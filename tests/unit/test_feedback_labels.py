@@ -12,13 +12,9 @@ import pytest
 
 from modelops.config import DataParams, Params, canonical_label
 from modelops.errors import DataError
-from modelops.monitor.feedback import (
-    batch_name,
-    join,
-    read_labels,
-    read_predictions,
-    write_batch,
-)
+from modelops.monitor.feedback import batch_name, labeled_batch, write_batch
+from modelops.monitor.labels import Feedback, join_feedback, read_labels
+from modelops.monitor.predlogs import read_logs
 from modelops.pipeline.data import labels
 from modelops.pipeline.data_validation import validate_frame
 from modelops.pipeline.evaluate import metrics
@@ -57,6 +53,11 @@ def logs(tmp_path: Path) -> Path:
     return folder
 
 
+def join(logs: Path, labels: Path) -> Feedback:
+    """The one join, as `modelops feedback` runs it."""
+    return join_feedback(read_logs(logs)[0], *read_labels(labels))
+
+
 def labels_file(tmp_path: Path, rows: list[tuple[object, ...]], parquet: bool = False) -> Path:
     frame = pd.DataFrame(rows, columns=["request_id", "row", "label", "labeled_at"])
     path = tmp_path / ("labels.parquet" if parquet else "labels.csv")
@@ -77,15 +78,14 @@ def test_join_counts_every_label_and_keeps_the_latest(tmp_path: Path, logs: Path
             ("r1", 5, None, "2026-12-03"),  # an empty label
         ],
     )
-    predictions, files = read_predictions(logs)
+    predictions, files, _ = read_logs(logs)
     assert len(files) == 3 and len(predictions) == 4
-    result = join(predictions, read_labels(path), DATA)
-    c = result.counts
+    c = join_feedback(predictions, *read_labels(path))
     assert (c.labels, c.matched, c.unmatched_labels, c.missing_labels) == (7, 3, 1, 1)
     assert (c.duplicate_labels, c.conflicting_labels) == (2, 1)
     assert (c.predictions, c.duplicate_predictions, c.unlabeled_predictions) == (4, 1, 0)
-    assert result.unmatched["request_id"].tolist() == ["r9"]
-    batch = result.batch.sort_values(["request_id", "row"]).reset_index(drop=True)
+    assert c.unmatched_frame["request_id"].tolist() == ["r9"]
+    batch = labeled_batch(c, DATA).sort_values(["request_id", "row"]).reset_index(drop=True)
     assert batch["Status"].tolist() == ["bad", "good", "bad"]
     assert batch["Age"].tolist() == [30, 30, 41]
     assert list(batch.columns[:3]) == ["Age", "Home", "Status"]
@@ -96,33 +96,45 @@ def test_one_log_file_and_parquet_labels_of_booleans(tmp_path: Path, logs: Path)
     one = logs / "date=2026-12-01/predictions-a.jsonl"
     path = labels_file(tmp_path, [("r1", 0, True, "2026-12-03"), ("r1", 1, False, "x")], True)
     data = DATA.model_copy(update={"positive_class": "1"})
-    result = join(read_predictions(one)[0], read_labels(path), data)
-    assert result.batch["Status"].tolist() == ["1", "0"]
-    assert labels(result.batch, data).tolist() == [1, 0]
+    batch = labeled_batch(join(one, path), data)
+    assert batch["Status"].tolist() == ["1", "0"]
+    assert labels(batch, data).tolist() == [1, 0]
 
 
 def test_written_batch_lands_in_the_source_with_a_sortable_dated_name(
     tmp_path: Path, logs: Path
 ) -> None:
     path = labels_file(tmp_path, [("r2", 0, "bad", "2026-12-03")])
-    result = join(read_predictions(logs)[0], read_labels(path), DATA)
+    batch = labeled_batch(join(logs, path), DATA)
     name = batch_name()
     assert name.startswith("feedback-20") and name.endswith("Z.parquet")
-    written = write_batch(result.batch, str(tmp_path / "source"), name)
+    written = write_batch(batch, str(tmp_path / "source"), name)
     assert pd.read_parquet(written)["Status"].tolist() == ["bad"]
     with pytest.raises(DataError, match="exists"):
-        write_batch(result.batch, str(tmp_path / "source"), name)
+        write_batch(batch, str(tmp_path / "source"), name)
 
 
 def test_bad_inputs_say_what_is_wrong(tmp_path: Path) -> None:
     with pytest.raises(DataError, match=r"no \*\.jsonl"):
-        read_predictions(tmp_path)
+        read_logs(tmp_path)
     (tmp_path / "x.csv").write_text("request_id,label\nr1,bad\n")
-    with pytest.raises(DataError, match=r"columns \['row', 'labeled_at'\] missing"):
+    with pytest.raises(DataError, match=r"no column\(s\) \['row'\]"):
         read_labels(tmp_path / "x.csv")
     (tmp_path / "p.jsonl").write_text('{"score": 0.3}\n')
-    with pytest.raises(DataError, match="no request_id/row"):
-        read_predictions(tmp_path / "p.jsonl")
+    with pytest.raises(DataError, match=r"p\.jsonl:1: no 'features' object"):
+        read_logs(tmp_path / "p.jsonl")
+    (tmp_path / "p.jsonl").write_text('{"features": {"Age": 1}}\n{"features": {"Ag')
+    predictions, _, notes = read_logs(tmp_path / "p.jsonl")
+    assert len(predictions) == 1 and notes == [
+        f"{tmp_path / 'p.jsonl'}:2: incomplete last line skipped"
+    ]
+    feedback = join_feedback(
+        predictions, *read_labels(labels_file(tmp_path, [("r1", 0, "bad", "x")]))
+    )
+    assert (feedback.unkeyed_predictions, feedback.matched, feedback.unmatched_labels) == (1, 0, 1)
+    (tmp_path / "p.jsonl").write_text('{"features": {"Ag\n{"features": {"Age": 1}}\n')
+    with pytest.raises(DataError, match=r"p\.jsonl:1: not valid JSON"):
+        read_logs(tmp_path / "p.jsonl")
 
 
 @pytest.mark.parametrize(

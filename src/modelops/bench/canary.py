@@ -132,11 +132,11 @@ def _stop_prometheus_after_first_analysis(run_dir: Path, done: threading.Event) 
 
 def first_prediction_at(path: Path) -> float | None:
     """Wall time of the earliest entry in a track's prediction log (any layout), or None."""
-    from modelops.deploy.predlogs import read_prediction_log
+    from modelops.monitor.predlogs import read_records
 
     stamps = [
         datetime.fromisoformat(line["timestamp"]).timestamp()
-        for line in read_prediction_log(path)
+        for line in read_records(path)
         if "timestamp" in line
     ]
     return min(stamps) if stamps else None

@@ -172,8 +172,8 @@ def validate(
     from modelops.ci.github import run_url_from_env
     from modelops.errors import ModelopsError
     from modelops.monitor.auc_guard import EXIT_CODES, judge, to_markdown, write_guard
-    from modelops.monitor.inputs import read_logs
     from modelops.monitor.labels import join_feedback, read_labels
+    from modelops.monitor.predlogs import read_logs
 
     p = load_params(params)
     frame, _, log_notes = read_logs(logs)

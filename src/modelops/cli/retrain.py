@@ -206,29 +206,26 @@ def feedback(
     params: ParamsOption = DEFAULT_PARAMS,
 ) -> None:
     """Join prediction logs with labels that arrived later; write a labeled batch to the source."""
-    from modelops.monitor.feedback import (
-        batch_name,
-        counts_dict,
-        join,
-        read_labels,
-        read_predictions,
-        write_batch,
-    )
+    from modelops.monitor.feedback import batch_name, labeled_batch, write_batch
+    from modelops.monitor.labels import join_feedback, read_labels
+    from modelops.monitor.predlogs import read_logs
 
     p = load_params(params)
-    predictions, files = read_predictions(logs)
-    result = join(predictions, read_labels(labels), p.data)
-    counts = counts_dict(result)
+    predictions, files, notes = read_logs(logs)
+    label_frame, label_files = read_labels(labels)
+    c = join_feedback(predictions, label_frame, label_files)
+    batch = labeled_batch(c, p.data)
     written = None
-    if unmatched is not None and not result.unmatched.empty:
+    if unmatched is not None and not c.unmatched_frame.empty:
         unmatched.parent.mkdir(parents=True, exist_ok=True)
-        result.unmatched.to_csv(unmatched, index=False)
-    if len(result.batch):
-        written = write_batch(result.batch, source or p.source.url, batch_name())
+        c.unmatched_frame.to_csv(unmatched, index=False)
+    if len(batch):
+        written = write_batch(batch, source or p.source.url, batch_name())
     if report is not None:
         report.parent.mkdir(parents=True, exist_ok=True)
-        report.write_text(json.dumps({**counts, "batch": written}, indent=2) + "\n")
-    c = result.counts
+        report.write_text(json.dumps({**c.counts(), "batch": written}, indent=2) + "\n")
+    for note in notes:  # e.g. a cut last line skipped
+        typer.echo(note)
     typer.echo(
         f"{c.labels} label(s), {c.predictions} prediction(s) in {len(files)} log file(s): "
         f"{c.matched} joined; {c.unmatched_labels} unmatched label(s)"
@@ -237,6 +234,11 @@ def feedback(
         f"latest labeled_at kept), {c.missing_labels} empty label(s), "
         f"{c.duplicate_predictions} prediction(s) logged twice, "
         f"{c.unlabeled_predictions} prediction(s) not labeled yet"
+        + (
+            f", {c.unkeyed_predictions} log line(s) without request_id/row"
+            if c.unkeyed_predictions
+            else ""
+        )
     )
     if written is None:
         raise Refused(

@@ -41,9 +41,9 @@ from modelops.deploy.analysis import (
     requests_query,
 )
 from modelops.deploy.metrics import MetricProvider
-from modelops.deploy.predlogs import read_prediction_log
-from modelops.errors import MetricsError
+from modelops.errors import DataError, MetricsError
 from modelops.monitor.drift import psi
+from modelops.monitor.predlogs import read_records
 
 SHADOW_CHECKS = (
     "shadow_requests",
@@ -70,7 +70,7 @@ class PredictionLogs:
     paths: dict[str, Path]
 
     def rows(self, track: str) -> Iterable[dict[str, Any]]:
-        return read_prediction_log(self.paths[track])
+        return read_records(self.paths[track])
 
 
 @dataclass(frozen=True)
@@ -242,10 +242,13 @@ def analyse_shadow(
     since: float,
     window_s: float,
 ) -> Analysis:
-    """Every shadow check on what the candidate answered since `since`."""
-    checks = [
-        *judge_joined(join(source, since), params),
-        *judge_candidate_health(metrics, params, env, window_s),
-    ]
+    """Every shadow check on what the candidate answered since `since`; an unreadable log
+    (a damaged line other than a cut last one) fails the log checks, like a failed query."""
+    try:
+        joined = judge_joined(join(source, since), params)
+    except DataError as error:
+        message = f"prediction log unreadable: {error}"
+        joined = [CheckResult(n, None, None, None, "failed", message) for n in SHADOW_CHECKS[:5]]
+    checks = [*joined, *judge_candidate_health(metrics, params, env, window_s)]
     window = max(1, math.ceil(window_s))
     return Analysis(tuple(checks), window, 0, window)

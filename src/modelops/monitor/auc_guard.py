@@ -205,9 +205,13 @@ def judge(
     if not results:
         verdict = "inconclusive"
         notes.append("no labeled prediction of any environment: nothing judged")
-    counts = {
-        k: getattr(feedback, k)
-        for k in ("labels", "matched", "unmatched", "duplicates", "conflicting", "blank")
+    counts = {  # guard.json's names, kept as they were
+        "labels": feedback.labels,
+        "matched": feedback.matched,
+        "unmatched": feedback.unmatched_labels,
+        "duplicates": feedback.duplicate_labels,
+        "conflicting": feedback.conflicting_labels,
+        "blank": feedback.missing_labels,
     }
     return GuardReport(verdict, results, counts, params.evaluate.confidence_level, notes)
 

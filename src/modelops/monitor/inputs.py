@@ -1,18 +1,16 @@
 """Rows to check for drift: the service's prediction logs (JSON lines) or any CSV/parquet table.
 
-A prediction log line is one JSON object per prediction:
-{"request_id", "row", "timestamp", "model_version", "environment", "track", "features":
-{...}, "score", "decision", "redacted": [...]}. A table holds one column per feature and,
-optionally, a `score` column. A folder is read as every *.jsonl / *.csv / *.parquet file in
-it and below, in path order: the service's day partitions (`date=YYYY-MM-DD/predictions-
-<host>.jsonl`), the same tree copied from the log bucket (with an environment prefix or not),
-or flat files. Columns the service redacted (`serve.log_redact`: dropped or hashed) are
-listed in `CurrentData.redacted`, and the checks skip them.
+Prediction logs are read by monitor/predlogs.py (line format, damaged-line policy). A table
+holds one column per feature and, optionally, a `score` column. A folder is read as every
+*.jsonl / *.csv / *.parquet file in it and below, in path order: the service's day partitions
+(`date=YYYY-MM-DD/predictions-<host>.jsonl`), the same tree copied from the log bucket (with
+an environment prefix or not), or flat files. Columns the service redacted
+(`serve.log_redact`: dropped or hashed) are listed in `CurrentData.redacted`, and the checks
+skip them.
 """
 
 from __future__ import annotations
 
-import json
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,11 +19,9 @@ import numpy as np
 import pandas as pd
 
 from modelops.errors import DataError
+from modelops.monitor.predlogs import LOG_SUFFIXES, SCORE_COLUMN, log_files, read_log_file
 
-LOG_SUFFIXES = (".jsonl", ".ndjson", ".log")
 TABLE_SUFFIXES = (".csv", ".parquet")
-SCORE_COLUMN = "score"
-LOG_FIELDS = ("request_id", "row", "timestamp", "environment", "track", "model_version")
 
 
 @dataclass
@@ -41,14 +37,9 @@ class CurrentData:
 
 
 def _files(path: Path) -> list[Path]:
+    """The logs and tables at `path` (a file, or every one below a folder), or a DataError."""
     if path.is_dir():
-        found = sorted(
-            p
-            for p in path.rglob("*")
-            if p.is_file()
-            and p.suffix in LOG_SUFFIXES + TABLE_SUFFIXES
-            and not any(part.startswith(".") for part in p.relative_to(path).parts)
-        )
+        found = log_files(path, LOG_SUFFIXES + TABLE_SUFFIXES)
         if not found:
             raise DataError(
                 f"{path}: folder holds no *.jsonl, *.csv or *.parquet file; point --data at "
@@ -64,53 +55,6 @@ def _files(path: Path) -> list[Path]:
             f"{path}: unknown format {path.suffix!r}; use JSON lines (.jsonl), .csv or .parquet"
         )
     return [path]
-
-
-def _log_rows(path: Path, notes: list[str], redacted: set[str]) -> list[dict[str, object]]:
-    """Parse one JSON-lines log; a truncated last line (a crash mid-write) is skipped, noted.
-    The columns lines say were redacted are added to `redacted`."""
-    rows: list[dict[str, object]] = []
-    with path.open(encoding="utf-8") as handle:
-        for number, line in enumerate(handle, start=1):
-            if not line.strip():
-                continue
-            try:
-                record = json.loads(line)
-            except json.JSONDecodeError as error:
-                if not line.endswith("\n") and not handle.read(1):
-                    notes.append(f"{path}:{number}: incomplete last line skipped")
-                    break
-                raise DataError(
-                    f"{path}:{number}: not valid JSON ({error.msg}); fix or remove the line"
-                ) from error
-            rows.append(_log_row(record, path, number))
-            if record.get("redacted"):
-                redacted.update(map(str, record["redacted"]))
-    return rows
-
-
-def _log_row(record: object, path: Path, number: int) -> dict[str, object]:
-    if not isinstance(record, dict) or not isinstance(record.get("features"), dict):
-        raise DataError(
-            f"{path}:{number}: no 'features' object; each line must be one prediction as "
-            "the service logs it"
-        )
-    row: dict[str, object] = dict(record["features"])
-    row[SCORE_COLUMN] = record.get("score")
-    for name in LOG_FIELDS:
-        row[name] = record.get(name)
-    return row
-
-
-def read_logs(path: Path) -> tuple[pd.DataFrame, list[str], list[str]]:
-    """Every prediction-log line under `path` (file or folder): the frame (features, score
-    and the LOG_FIELDS), the files read, and notes."""
-    notes: list[str] = []
-    files = [f for f in _files(path) if f.suffix in LOG_SUFFIXES]
-    if not files:
-        raise DataError(f"{path}: no prediction log (*.jsonl) here; point at the service's logs")
-    parts = [pd.DataFrame(_log_rows(file, notes, set())) for file in files]
-    return pd.concat(parts, ignore_index=True), [str(f) for f in files], notes
 
 
 def read_table(path: Path) -> pd.DataFrame:
@@ -136,7 +80,7 @@ def read_current(
     files = _files(path)
     for file in files:
         if file.suffix in LOG_SUFFIXES:
-            parts.append(pd.DataFrame(_log_rows(file, notes, redacted)))
+            parts.append(read_log_file(file, notes, redacted))
         else:
             parts.append(read_table(file))
     frame = pd.concat(parts, ignore_index=True) if parts else pd.DataFrame()
