@@ -93,21 +93,8 @@ def bench_one(repo: Path, count: int, base: pd.DataFrame, ranges: dict[str, tupl
         }
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--out", type=Path, default=Path("bench/results/retrain.json"))
-    parser.add_argument("--batches", type=int, nargs="+", default=[1, 10, 100])
-    parser.add_argument("--params", type=Path, default=Path("params.yaml"))
-    args = parser.parse_args()
-    repo = Path(
-        subprocess.run(
-            ["git", "rev-parse", "--show-toplevel"], capture_output=True, text=True, check=True
-        ).stdout.strip()
-    )
-    params = load_params(args.params)
-    base = read_raw(args.params.parent / params.data.path)
-    ranges = dict(params.data_validation.ranges)
-    results = [bench_one(repo, count, base, ranges) for count in args.batches]
+def summarize(results: list[dict]) -> dict:
+    """The JSON report: figures per batch count, the goal, and the 100-to-1 ratio."""
     by_count = {r["batches"]: r for r in results}
     figures = {f"retrain_{r['batches']}_batches_seconds": r["retrain_seconds"] for r in results}
     report = {
@@ -122,8 +109,29 @@ def main() -> None:
         report["ratio_100_to_1_batches"] = round(
             by_count[100]["retrain_seconds"] / by_count[1]["retrain_seconds"], 2
         )
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(report, indent=2) + "\n")
+    return report
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--out", type=Path, default=Path("bench/results/retrain.json"))
+    parser.add_argument("--batches", type=int, nargs="+", default=[1, 10, 100])
+    parser.add_argument("--params", type=Path, default=Path("params.yaml"))
+    args = parser.parse_args()
+    repo = Path(
+        subprocess.run(
+            ["git", "rev-parse", "--show-toplevel"], capture_output=True, text=True, check=True
+        ).stdout.strip()
+    )
+    params = load_params(args.params)
+    base = read_raw(args.params.parent / params.data.path)
+    ranges = dict(params.data_validation.ranges)
+    results: list[dict] = []
+    for count in args.batches:  # the report is rewritten after each count: a long run keeps
+        results.append(bench_one(repo, count, base, ranges))  # what it measured so far
+        report = summarize(results)
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        args.out.write_text(json.dumps(report, indent=2) + "\n")
     print(json.dumps(report["figures"], indent=2))
     print(f"wrote {args.out}")
 
