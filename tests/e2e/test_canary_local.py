@@ -37,8 +37,9 @@ import yaml
 from modelops.bench import challengers as canary_models
 from modelops.config import Params
 from modelops.deploy.gitops import TrafficSplit, read_state, write_state
-from modelops.deploy.local.env import LocalEnv
+from modelops.deploy.local.env import LocalEnv, prediction_log_path
 from modelops.deploy.local.loadgen import LoadGenerator, records_from_table
+from modelops.deploy.predlogs import read_prediction_log
 from modelops.deploy.state import CanaryState, Phase, load_state
 from modelops.pipeline.train import train_and_log
 from modelops.registry.client import (
@@ -307,10 +308,9 @@ def test_shadow_rejects_a_candidate_that_flips_a_segment_before_any_user_request
     canary_address = LocalEnv.load(run_dir).services["canary"].address
     assert canary_address not in load["by_upstream"]
     # The candidate did answer the mirrored copies, under the requests' own ids.
-    logs = {t: run_dir / "logs" / f"{t}-predictions.jsonl" for t in ("stable", "canary")}
     ids = {
-        t: {json.loads(x)["request_id"] for x in p.read_text().splitlines()}
-        for t, p in logs.items()
+        t: {line["request_id"] for line in read_prediction_log(prediction_log_path(run_dir, t))}
+        for t in ("stable", "canary")
     }
     assert len(ids["canary"]) >= 50 and ids["canary"] <= ids["stable"]
     assert store.tags("flipped")["rejected"] == state.reason
@@ -373,10 +373,10 @@ def test_prometheus_stopped_midway_rolls_back(store: Store, run_dir: Path) -> No
 def test_deploy_target_moves_the_rehearsal_through_the_terraform_standin(
     store: Store, run_dir: Path, tmp_path: Path, params: Params, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """The deploy workflow's command (`--target infra/terraform/envs/<env>`): TerraformRouter
-    runs the terraform stand-in, which routes each applied desired state through the
-    rehearsal's nginx (there is no cluster here); analysis queries the rehearsal's
-    Prometheus, whose series carry the environment's label."""
+    """The deploy workflow's command (`--target infra/terraform/envs/<env>`), first as a dry
+    run, then for real: TerraformRouter runs the terraform stand-in, which routes each
+    applied desired state through the rehearsal's nginx (there is no cluster here); analysis
+    queries the rehearsal's Prometheus, whose series carry the environment's label."""
     monkeypatch.setenv("MLFLOW_TRACKING_URI", store.tracking_uri)
     store.stage("good")
     env_dir = tmp_path / "envs" / "staging"
@@ -391,26 +391,46 @@ def test_deploy_target_moves_the_rehearsal_through_the_terraform_standin(
         prometheus_template=REPO_ROOT / "infra" / "local" / "prometheus" / "prometheus.yml",
         env_label="staging",
     ) as env:
-        write_state(env_dir, env.router.current())  # the GitOps file says what is live
         image = env.services["canary"].image
         rows = records_from_table(store.rows, params.data.features)
+        deploy = [
+            str(BIN / "modelops"), "deploy", "canary", "--target", str(env_dir),
+            "--model-version", good, "--image", image, "--terraform", str(STANDIN),
+            "--run-dir", str(tmp_path / "deploy"), "--params", str(store.params_file),
+        ]  # fmt: skip
+        deploy_env = store.env(
+            PROMETHEUS_URL=env.prometheus_url,
+            TERRAFORM_STANDIN_REHEARSAL=str(run_dir),
+            TERRAFORM_STANDIN_LOG=str(calls),
+        )
+        # First a dry run while the canary already serves half the traffic: the analysis
+        # runs on the live metrics, every action is printed, nothing moves.
+        half = TrafficSplit(env.services["stable"].image, champion, image, good, 50)
+        env.router.apply(half)
+        write_state(env_dir, half)
+        with LoadGenerator(env.url, rows, rps=50, batch=25):
+            dry = subprocess.run(
+                [*deploy, "--dry-run"], cwd=REPO_ROOT, env=deploy_env,
+                capture_output=True, text=True, timeout=240,
+            )  # fmt: skip
+        assert dry.returncode == 0, dry.stdout + dry.stderr
+        assert "DRY RUN, would be PROMOTED" in dry.stdout
+        assert "DRY RUN: would apply stable" in dry.stderr
+        assert f"DRY RUN: would move credit-scoring champion to {good}" in dry.stderr
+        assert not calls.exists()  # terraform never ran
+        assert read_state(env_dir) == half and env.router.current() == half
+        assert store.champion() == champion
+        dry_state = load_state(tmp_path / "deploy" / "dry-run" / "canary-state.json")
+        assert dry_state.history[-1].analysis.verdict == "passed"
+        assert not (tmp_path / "deploy" / "canary-state.json").exists()
+
+        live = TrafficSplit(env.services["stable"].image, champion)
+        env.router.apply(live)
+        write_state(env_dir, live)  # the GitOps file says what is live
         with LoadGenerator(env.url, rows, rps=50, batch=25):
             done = subprocess.run(
-                [
-                    str(BIN / "modelops"), "deploy", "canary", "--target", str(env_dir),
-                    "--model-version", good, "--image", image, "--terraform", str(STANDIN),
-                    "--run-dir", str(tmp_path / "deploy"), "--params", str(store.params_file),
-                ],
-                cwd=REPO_ROOT,
-                env=store.env(
-                    PROMETHEUS_URL=env.prometheus_url,
-                    TERRAFORM_STANDIN_REHEARSAL=str(run_dir),
-                    TERRAFORM_STANDIN_LOG=str(calls),
-                ),
-                capture_output=True,
-                text=True,
-                timeout=240,
-            )  # fmt: skip
+                deploy, cwd=REPO_ROOT, env=deploy_env, capture_output=True, text=True, timeout=240
+            )
         assert done.returncode == 0, done.stdout + done.stderr
         assert read_state(env_dir) == TrafficSplit(image, good)
         applied = [

@@ -68,7 +68,9 @@ def shadow_params(params: Params) -> Params:
     return params.model_copy(update={"canary": canary})
 
 
-def run(params: Params, tmp_path: Path, flip_every: int) -> tuple[CanaryController, FakeRouter]:
+def run(
+    params: Params, tmp_path: Path, flip_every: int, plot: bool = False
+) -> tuple[CanaryController, FakeRouter]:
     clock = FakeClock()
     logs = LiveLogs(tmp_path / "logs", clock, flip_every)
     router = FakeRouter()
@@ -81,7 +83,7 @@ def run(params: Params, tmp_path: Path, flip_every: int) -> tuple[CanaryControll
     controller = CanaryController(
         router, FakeMetrics(), FakePromoter(), params, "staging",
         tmp_path / "run" / STATE_FILE, tmp_path / "run",
-        sleep=sleep, clock=clock, plot=True, shadow=PredictionLogs(logs.paths),
+        sleep=sleep, clock=clock, plot=plot, shadow=PredictionLogs(logs.paths),
     )  # fmt: skip
     return controller, router
 
@@ -118,7 +120,7 @@ def test_a_cut_last_line_is_skipped_a_damaged_one_fails_the_log_checks(
 def test_candidate_that_flips_a_segment_is_rejected_before_user_traffic(
     params: Params, tmp_path: Path
 ) -> None:
-    controller, router = run(shadow_params(params), tmp_path, flip_every=5)
+    controller, router = run(shadow_params(params), tmp_path, flip_every=5, plot=True)
     outcome = controller.run(RELEASE)
     assert outcome.phase == Phase.FAILED
     assert outcome.reason.startswith("rejected in shadow: decision_agreement failed 2 times")

@@ -122,3 +122,15 @@ def test_the_token_goes_to_github_remotes_only_and_never_to_disk() -> None:
     assert _auth_env("https://evil.example/acme/x", environ) == {}
     assert _auth_env("/srv/git/origin.git", environ) == {}
     assert _auth_env("https://github.com/acme/x", {}) == {}
+
+
+def test_the_commit_subject_says_when_a_shadow_phase_mirrors_traffic(tmp_path: Path) -> None:
+    from modelops.deploy.publish import commit_message
+
+    env_dir = tmp_path / "staging"
+    env_dir.mkdir()
+    write_state(env_dir, TrafficSplit(DIGEST, "1", NEW, "2", 0, 50))
+    subject = commit_message(env_dir, "shadow of 2", None).splitlines()[0]
+    assert subject == (
+        "gitops(staging): stable model version 1 at 100%, 50% mirrored to 2 (shadow) (shadow of 2)"
+    )

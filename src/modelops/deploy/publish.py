@@ -83,6 +83,11 @@ def commit_message(env_dir: Path, reason: str, run_url: str | None) -> str:
     env = env_dir.resolve().name
     if split.canary_image and split.canary_weight:
         live = f"canary {split.canary_model_version} at {split.canary_weight}%"
+    elif split.canary_image and split.canary_mirror_percent:
+        live = (
+            f"stable model version {split.stable_model_version} at 100%, "
+            f"{split.canary_mirror_percent}% mirrored to {split.canary_model_version} (shadow)"
+        )
     else:
         live = f"stable model version {split.stable_model_version} at 100%"
     body = json.dumps(split.to_json(), indent=2)
