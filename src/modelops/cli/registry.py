@@ -91,6 +91,7 @@ def export_model(
     from modelops.registry.model_source import is_registry_uri
 
     uri = expand_model_uri(model_uri, params)
+    from modelops.deploy.image import serve_extras
     from serving.compiled import compile_export
 
     info = export(uri, out, registry() if is_registry_uri(uri) else None, force=force)
@@ -98,7 +99,8 @@ def export_model(
     typer.echo(
         f"exported {info.model_name} version {info.model_version} (run {info.run_id}, "
         f"commit {info.git_commit}) -> {out}\npredictor: {note}\n"
-        f"docker build {info.build_args(out)} --build-arg GIT_COMMIT={info.git_commit} ."
+        f"docker build {info.build_args(out)} --build-arg GIT_COMMIT={info.git_commit} "
+        f"--build-arg SERVE_EXTRAS={serve_extras(out)} ."
     )
 
 
