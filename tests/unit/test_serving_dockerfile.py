@@ -64,7 +64,7 @@ def test_hadolint_is_really_checking(tmp_path: Path) -> None:
 def test_multi_stage_on_a_pinned_slim_base(text: str) -> None:
     base = re.search(r"^ARG PYTHON_IMAGE=(\S+)$", text, re.MULTILINE)
     assert base is not None
-    assert re.fullmatch(r"python:3\.11\.\d+-slim-\w+", base.group(1))
+    assert re.fullmatch(r"docker\.io/library/python:3\.11\.\d+-slim-\w+", base.group(1))
     froms = [args for stage in stages(text) for word, args in stage if word == "FROM"]
     assert froms == ["${PYTHON_IMAGE} AS build", "${PYTHON_IMAGE} AS runtime"]
 

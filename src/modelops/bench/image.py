@@ -28,7 +28,7 @@ from typing import Any
 
 import httpx
 
-from modelops.deploy.base_image import local_base
+from modelops.deploy.base_image import resolve_base
 from modelops.deploy.engine import Engine, detect
 from modelops.deploy.image import build_image, is_local_registry, plan_image, push_image
 from modelops.deploy.local import registry as local_registry
@@ -98,7 +98,7 @@ def baseline_context(ref: str, model_dir: Path, destination: Path) -> Path:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--model-dir", type=Path, default=Path("build/model"))
-    parser.add_argument("--base", default="local", help="PYTHON_IMAGE, or `local`")
+    parser.add_argument("--base", default="auto", help="PYTHON_IMAGE, `local` or `auto`")
     parser.add_argument("--baseline-ref", default="", help="git ref to compare with")
     parser.add_argument("--starts", type=int, default=3)
     parser.add_argument("--out", type=Path, default=Path("bench/results/image.json"))
@@ -106,7 +106,7 @@ def main() -> None:
     if not (args.model_dir / "export.json").is_file():
         raise SystemExit(f"{args.model_dir}: no exported model; run `make export-model` first")
     engine = detect()
-    base = local_base(engine) if args.base == "local" else args.base
+    base = resolve_base(args.base, engine)
     with tempfile.TemporaryDirectory(prefix="bench-image-") as tmp:
         port = free_port()
         host = local_registry.start(Path(tmp) / "registry", port)
