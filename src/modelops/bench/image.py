@@ -18,6 +18,7 @@ import io
 import json
 import os
 import platform
+import shutil
 import statistics
 import subprocess
 import tarfile
@@ -91,7 +92,7 @@ def baseline_context(ref: str, model_dir: Path, destination: Path) -> Path:
     archive = subprocess.run(["git", "archive", ref], capture_output=True, check=True).stdout
     with tarfile.open(fileobj=io.BytesIO(archive)) as tar:
         tar.extractall(destination, filter="data")
-    subprocess.run(["cp", "-r", str(model_dir), str(destination / "build" / "model")], check=True)
+    shutil.copytree(model_dir, destination / "build" / "model")
     return destination
 
 
@@ -114,6 +115,7 @@ def main() -> None:
             model = args.model_dir.as_posix()
             print(f"building this tree's image with {model} on {base or 'the default base'}")
             result = measure(engine, Path("."), model, base, f"{host}/bench/current", args.starts)
+            print(json.dumps(result))
             if args.baseline_ref:
                 print(f"building {args.baseline_ref}'s image, same model and base")
                 context = baseline_context(args.baseline_ref, args.model_dir, Path(tmp) / "base")
