@@ -8,7 +8,7 @@
 # `modelops export-model` prints these build arguments. MODEL_DIR must sit inside the build
 # context and be let through by .dockerignore (build/model* is).
 
-ARG PYTHON_IMAGE=python:3.11.7-slim-bookworm
+ARG PYTHON_IMAGE=docker.io/library/python:3.11.7-slim-bookworm
 # The pyproject extras the service gets: `serve` runs the fast path compiled at export;
 # `serve,serve-sklearn` adds sklearn for a model the fast path cannot replay (`modelops deploy
 # image-plan` chooses from the export's fast_path/predictor.json).

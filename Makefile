@@ -233,11 +233,11 @@ bench-canary: setup ## The rehearsal on the shipped params: time to roll back ea
 # podman (+buildah) where there is no Docker daemon, `docker buildx` where there is
 # (MODELOPS_ENGINE chooses). BASE_IMAGE=local builds the Python base here with mmdebstrap
 # (once per machine, cached), for machines that reach no public container registry; empty
-# means the Dockerfile's python:3.11-slim pinned by digest. The default: local without Docker.
+# means the Dockerfile's python:3.11-slim; auto (the default): local without Docker.
 .PHONY: image push registry registry-stop bench-image
 REGISTRY ?= 127.0.0.1:5000
 IMAGE_REPO ?= $(REGISTRY)/modelops/credit-scoring
-BASE_IMAGE ?= $(if $(shell command -v docker 2>/dev/null),,local)
+BASE_IMAGE ?= auto
 REGISTRY_DIR ?= $(HOME)/.cache/modelops/registry
 BASELINE_REF ?= main
 image: setup ## Build the service image for MODEL_DIR (tags: model version, git commit) as IMAGE_REPO

@@ -39,8 +39,8 @@ from modelops.config import Params
 from modelops.deploy.gitops import TrafficSplit, read_state, write_state
 from modelops.deploy.local.env import LocalEnv, prediction_log_path
 from modelops.deploy.local.loadgen import LoadGenerator, records_from_table
-from modelops.deploy.predlogs import read_prediction_log
 from modelops.deploy.state import CanaryState, Phase, load_state
+from modelops.monitor.predlogs import read_records
 from modelops.pipeline.train import train_and_log
 from modelops.registry.client import (
     CHALLENGER,
@@ -309,7 +309,7 @@ def test_shadow_rejects_a_candidate_that_flips_a_segment_before_any_user_request
     assert canary_address not in load["by_upstream"]
     # The candidate did answer the mirrored copies, under the requests' own ids.
     ids = {
-        t: {line["request_id"] for line in read_prediction_log(prediction_log_path(run_dir, t))}
+        t: {line["request_id"] for line in read_records(prediction_log_path(run_dir, t))}
         for t in ("stable", "canary")
     }
     assert len(ids["canary"]) >= 50 and ids["canary"] <= ids["stable"]

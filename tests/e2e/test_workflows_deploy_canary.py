@@ -235,7 +235,6 @@ def test_a_failing_challenger_is_rolled_back_with_an_issue(
     build_env: dict[str, str],
 ) -> None:
     good, failing = team["versions"]["good"], team["versions"]["failing"]
-    before = git(team["origin"], "rev-parse", "main")
     run, env = deploy(act, team, rehearsals, "failing", good, failing, build_env)
     assert run.jobs() == {
         "plan": "succeeded",
@@ -247,8 +246,12 @@ def test_a_failing_challenger_is_rolled_back_with_an_issue(
     assert client.get_model_version(MODEL, failing).tags["rejected"]
     live = env.router.current()
     assert (live.stable_model_version, live.canary_image, live.canary_weight) == (good, None, 0)
-    # Nothing changed in staging's desired state: no GitOps commit.
-    assert git(team["origin"], "rev-parse", "main") == before
+    # Nothing changed in staging's desired state: no GitOps commit after the one that set up
+    # this run (the rehearsal's stable image).
+    subject = git(team["origin"], "log", "-1", "--format=%s", "main")
+    assert subject == f"gitops(staging): stable model version {good}"
+    committed = json.loads(git(team["origin"], "show", f"main:{STAGING}/deploy.auto.tfvars.json"))
+    assert committed == TrafficSplit(env.services["stable"].image, good).to_json()
     issues = act.github_state()["issues"]
     assert [i["title"] for i in issues] == [f"Canary of model version {failing} failed in staging"]
     assert issues[0]["labels"] == ["deploy-failed"]

@@ -64,7 +64,7 @@ def test_hadolint_is_really_checking(tmp_path: Path) -> None:
 def test_multi_stage_on_a_pinned_slim_base(text: str) -> None:
     base = re.search(r"^ARG PYTHON_IMAGE=(\S+)$", text, re.MULTILINE)
     assert base is not None
-    assert re.fullmatch(r"python:3\.11\.\d+-slim-\w+", base.group(1))
+    assert re.fullmatch(r"docker\.io/library/python:3\.11\.\d+-slim-\w+", base.group(1))
     froms = [args for stage in stages(text) for word, args in stage if word == "FROM"]
     assert froms == ["${PYTHON_IMAGE} AS build", "${PYTHON_IMAGE} AS runtime"]
 
@@ -100,17 +100,24 @@ def test_no_compiler_anywhere_and_the_lock_file_as_constraints(text: str) -> Non
     build_runs = " ".join(args for w, args in stages(text)[0] if w == "RUN")
     assert "--only-binary=:all:" in build_runs  # wheels only: nothing to compile
     assert "-c requirements.lock" in build_runs
-    assert "['optional-dependencies']['serve']" in build_runs
+    assert "['optional-dependencies']" in build_runs and "SERVE_EXTRAS" in build_runs
     assert "--no-deps ." in build_runs
 
 
-def test_the_serve_extra_keeps_the_pipeline_out_of_the_image() -> None:
+def test_the_serve_extras_keep_the_pipeline_out_of_the_image() -> None:
     project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
-    serve = {re.split(r"[<>=\[ ]", r)[0].lower() for r in project["optional-dependencies"]["serve"]}
-    assert not serve & {"mlflow", "dvc", "matplotlib", "skl2onnx", "psycopg2-binary", "locust"}
-    assert {"fastapi", "uvicorn", "onnxruntime", "skops", "prometheus-client"} <= serve
+    extras = project["optional-dependencies"]
+    serve, sklearn = (
+        {re.split(r"[<>=\[ ]", r)[0].lower() for r in extras[name]}
+        for name in ("serve", "serve-sklearn")
+    )
+    assert not (serve | sklearn) & {"mlflow", "dvc", "matplotlib", "psycopg2-binary", "locust"}
+    assert {"fastapi", "uvicorn", "onnxruntime", "numpy", "prometheus-client"} <= serve
+    # the lean image: the fast path compiled at export needs none of these
+    assert not serve & {"scikit-learn", "scipy", "pandas", "skops", "onnx"}
+    assert {"scikit-learn", "skops"} <= sklearn
     lock = (ROOT / "requirements.lock").read_text().lower()
-    for name in serve:  # the lock file pins every package the image installs
+    for name in serve | sklearn:  # the lock file pins every package the image installs
         assert re.search(rf"^{re.escape(name)}==", lock, re.MULTILINE), name
 
 

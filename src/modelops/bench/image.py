@@ -18,6 +18,7 @@ import io
 import json
 import os
 import platform
+import shutil
 import statistics
 import subprocess
 import tarfile
@@ -28,7 +29,7 @@ from typing import Any
 
 import httpx
 
-from modelops.deploy.base_image import local_base
+from modelops.deploy.base_image import resolve_base
 from modelops.deploy.engine import Engine, detect
 from modelops.deploy.image import build_image, is_local_registry, plan_image, push_image
 from modelops.deploy.local import registry as local_registry
@@ -91,14 +92,14 @@ def baseline_context(ref: str, model_dir: Path, destination: Path) -> Path:
     archive = subprocess.run(["git", "archive", ref], capture_output=True, check=True).stdout
     with tarfile.open(fileobj=io.BytesIO(archive)) as tar:
         tar.extractall(destination, filter="data")
-    subprocess.run(["cp", "-r", str(model_dir), str(destination / "build" / "model")], check=True)
+    shutil.copytree(model_dir, destination / "build" / "model")
     return destination
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--model-dir", type=Path, default=Path("build/model"))
-    parser.add_argument("--base", default="local", help="PYTHON_IMAGE, or `local`")
+    parser.add_argument("--base", default="auto", help="PYTHON_IMAGE, `local` or `auto`")
     parser.add_argument("--baseline-ref", default="", help="git ref to compare with")
     parser.add_argument("--starts", type=int, default=3)
     parser.add_argument("--out", type=Path, default=Path("bench/results/image.json"))
@@ -106,7 +107,7 @@ def main() -> None:
     if not (args.model_dir / "export.json").is_file():
         raise SystemExit(f"{args.model_dir}: no exported model; run `make export-model` first")
     engine = detect()
-    base = local_base(engine) if args.base == "local" else args.base
+    base = resolve_base(args.base, engine)
     with tempfile.TemporaryDirectory(prefix="bench-image-") as tmp:
         port = free_port()
         host = local_registry.start(Path(tmp) / "registry", port)
@@ -114,6 +115,7 @@ def main() -> None:
             model = args.model_dir.as_posix()
             print(f"building this tree's image with {model} on {base or 'the default base'}")
             result = measure(engine, Path("."), model, base, f"{host}/bench/current", args.starts)
+            print(json.dumps(result))
             if args.baseline_ref:
                 print(f"building {args.baseline_ref}'s image, same model and base")
                 context = baseline_context(args.baseline_ref, args.model_dir, Path(tmp) / "base")

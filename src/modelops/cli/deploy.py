@@ -68,9 +68,10 @@ def image(
         str,
         typer.Option(
             help="PYTHON_IMAGE: empty = the Dockerfile's pinned python:3.11-slim; `local` = a "
-            "base built here with mmdebstrap (no registry access needed); or an image reference"
+            "base built here with mmdebstrap (no registry access needed); `auto` = local "
+            "without Docker, else empty; or an image reference"
         ),
-    ] = "",
+    ] = "auto",
     push: Annotated[bool, typer.Option(help="push every tag and print the digest")] = False,
     context: Annotated[Path, typer.Option(help="build context (holds the Dockerfile)")] = Path("."),
     engine_name: Annotated[
@@ -84,7 +85,7 @@ def image(
     push it: prints image@digest, the reference a deploy pins."""
     import subprocess
 
-    from modelops.deploy.base_image import local_base
+    from modelops.deploy.base_image import resolve_base
     from modelops.deploy.engine import detect
     from modelops.deploy.image import build_image, plan_image, push_image
 
@@ -94,7 +95,7 @@ def image(
             ["git", "rev-parse", "HEAD"], cwd=context, capture_output=True, text=True, check=True
         ).stdout.strip()
     plan = plan_image(model_dir, "", "", commit, image_name)
-    python_image = local_base(engine) if base == "local" else base
+    python_image = resolve_base(base, engine)
     image_id = build_image(plan, engine, context, python_image)
     typer.echo(f"built {image_id[:12]}: {', '.join(plan.tags)}")
     if not push:

@@ -122,6 +122,7 @@ def export_model(
 ) -> None:
     """Copy a model version into a plain folder (+ export.json, and log_redact.json: the
     prediction-log policy serve.log_redact) for the service image."""
+    from modelops.deploy.image import serve_extras
     from modelops.registry.export import expand_model_uri
     from modelops.registry.export import export_model as export
     from modelops.registry.log_policy import from_params
@@ -139,5 +140,6 @@ def export_model(
     typer.echo(
         f"exported {info.model_name} version {info.model_version} (run {info.run_id}, "
         f"commit {info.git_commit}) -> {out}{redacted}\npredictor: {note}\n"
-        f"docker build {info.build_args(out)} --build-arg GIT_COMMIT={info.git_commit} ."
+        f"docker build {info.build_args(out)} --build-arg GIT_COMMIT={info.git_commit} "
+        f"--build-arg SERVE_EXTRAS={serve_extras(out)} ."
     )

@@ -84,3 +84,12 @@ def _debootstrap(tarball: Path) -> None:
         tail = "\n".join(done.stderr.strip().splitlines()[-10:])
         raise EngineError(f"mmdebstrap could not build the base image:\n{tail}")
     partial.replace(tarball)
+
+
+def resolve_base(choice: str, engine: Engine) -> str:
+    """PYTHON_IMAGE for a build: `local` builds (once) the local base; `auto` is `local` on a
+    machine without Docker (no public registry assumed) and the Dockerfile's pinned default
+    (empty) where Docker is; anything else is an image reference, used as given."""
+    if choice == "auto":
+        choice = "" if shutil.which("docker") else "local"
+    return local_base(engine) if choice == "local" else choice
