@@ -87,9 +87,11 @@ def _debootstrap(tarball: Path) -> None:
 
 
 def resolve_base(choice: str, engine: Engine) -> str:
-    """PYTHON_IMAGE for a build: `local` builds (once) the local base; `auto` is `local` on a
-    machine without Docker (no public registry assumed) and the Dockerfile's pinned default
-    (empty) where Docker is; anything else is an image reference, used as given."""
+    """PYTHON_IMAGE for a build: `local` builds (once) the local base; `auto` is the
+    Dockerfile's pinned default (empty) when the engine is Docker (GitHub's runners, Docker
+    Desktop: they pull from Docker Hub) and `local` with podman (this machine and laptops
+    without Docker, where no public registry is assumed; a docker client alone on the PATH
+    says nothing about that); anything else is an image reference, used as given."""
     if choice == "auto":
-        choice = "" if shutil.which("docker") else "local"
+        choice = "" if engine.name == "docker" else "local"
     return local_base(engine) if choice == "local" else choice
