@@ -192,7 +192,8 @@ def test_register_logs_a_model_card(world: dict[str, Any]) -> None:
     assert card.startswith(f"# Model card: {NAME} version 1\n")
     assert " ".join(params.register_.card.intended_use.split()[:6]) in card
     assert f"| hash (MD5) | `{lock_data}`" in card
-    assert "| rows | 4454 (1119 held out for the test set) |" in card
+    rows = json.loads((repo / "reports" / "data_validation.json").read_text())["rows"]
+    assert f"| rows | {rows} ({int(metrics['test_rows'])} held out for the test set) |" in card
     assert "no date column" in card
     assert (
         f"| ROC AUC | {metrics['roc_auc']:.3f} (95% CI {metrics['roc_auc_ci_low']:.3f} to "
