@@ -194,7 +194,7 @@ canary-stop: setup ## Stop a rehearsal left running (modelops deploy canary --ke
 # podman (+buildah) where there is no Docker daemon, `docker buildx` where there is
 # (MODELOPS_ENGINE chooses). BASE_IMAGE=local builds the Python base here with mmdebstrap
 # (once per machine, cached), for machines that reach no public container registry; empty
-# means the Dockerfile's python:3.11-slim; auto (the default): local without Docker.
+# means the Dockerfile's python:3.11-slim; auto (the default): local with podman, empty with docker.
 .PHONY: image push registry registry-stop bench-image
 REGISTRY ?= 127.0.0.1:5000
 IMAGE_REPO ?= $(REGISTRY)/modelops/credit-scoring

@@ -87,9 +87,9 @@ def _debootstrap(tarball: Path) -> None:
 
 
 def resolve_base(choice: str, engine: Engine) -> str:
-    """PYTHON_IMAGE for a build: `local` builds (once) the local base; `auto` is `local` on a
-    machine without Docker (no public registry assumed) and the Dockerfile's pinned default
-    (empty) where Docker is; anything else is an image reference, used as given."""
+    """PYTHON_IMAGE for a build: `local` builds (once) the local base; `auto` is `local` with
+    podman (machines without a Docker daemon, no public registry assumed) and the
+    Dockerfile's default (empty) with docker; anything else is an image reference."""
     if choice == "auto":
-        choice = "" if shutil.which("docker") else "local"
+        choice = "" if engine.name == "docker" else "local"
     return local_base(engine) if choice == "local" else choice
