@@ -233,7 +233,7 @@ bench-canary: setup ## The rehearsal on the shipped params: time to roll back ea
 # podman (+buildah) where there is no Docker daemon, `docker buildx` where there is
 # (MODELOPS_ENGINE chooses). BASE_IMAGE=local builds the Python base here with mmdebstrap
 # (once per machine, cached), for machines that reach no public container registry; empty
-# means the Dockerfile's python:3.11-slim; auto (the default): local without Docker.
+# means the Dockerfile's python:3.11-slim; auto (the default): local with podman, empty with docker.
 .PHONY: image push registry registry-stop bench-image
 REGISTRY ?= 127.0.0.1:5000
 IMAGE_REPO ?= $(REGISTRY)/modelops/credit-scoring

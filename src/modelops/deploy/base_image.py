@@ -87,11 +87,9 @@ def _debootstrap(tarball: Path) -> None:
 
 
 def resolve_base(choice: str, engine: Engine) -> str:
-    """PYTHON_IMAGE for a build: `local` builds (once) the local base; `auto` is the
-    Dockerfile's pinned default (empty) when the engine is Docker (GitHub's runners, Docker
-    Desktop: they pull from Docker Hub) and `local` with podman (this machine and laptops
-    without Docker, where no public registry is assumed; a docker client alone on the PATH
-    says nothing about that); anything else is an image reference, used as given."""
+    """PYTHON_IMAGE for a build: `local` builds (once) the local base; `auto` is `local` with
+    podman (machines without a Docker daemon, no public registry assumed) and the
+    Dockerfile's default (empty) with docker; anything else is an image reference."""
     if choice == "auto":
         choice = "" if engine.name == "docker" else "local"
     return local_base(engine) if choice == "local" else choice
