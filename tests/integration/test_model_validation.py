@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import shutil
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -37,19 +38,26 @@ def run_cli(monkeypatch: pytest.MonkeyPatch, repo_root: Path, *args: str) -> int
 @pytest.fixture
 def champion_store(
     tmp_path: Path, trained_model: dict[str, Any], monkeypatch: pytest.MonkeyPatch, params: Params
-) -> str:
+) -> Iterator[str]:
     """A copy of the training store with the trained run registered as version 1 @champion."""
+    import mlflow
+
     from modelops.pipeline.train import read_run
     from modelops.registry.client import RegistryClient
 
     shutil.copy(trained_model["root"] / "mlflow.db", tmp_path / "mlflow.db")
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
+    # MLflow's registry looks a version's logged model up in the process-wide tracking store,
+    # which an earlier test's training run (in this worker) may have pointed elsewhere.
+    previous = mlflow.get_tracking_uri()
+    mlflow.set_tracking_uri(uri)
     run = read_run(trained_model["run_file"])
     RegistryClient(uri).register(
         params.register_.model_name, run.model_uri, run.run_id, {"gate_auc": "0.8400"}, ["champion"]
     )
-    return uri
+    yield uri
+    mlflow.set_tracking_uri(previous)
 
 
 def fresh_labels(frame: pd.DataFrame, params: Params, seed: int) -> pd.DataFrame:
